@@ -1,0 +1,125 @@
+"""HTTP routes of the order service: validate, call one service function, answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, EmailStr, Field, field_validator
+
+from shared.contracts.money import Currency, check_currency
+from shared.contracts.parties import Parties, Party, Role
+from shared.contracts.trade import Address, LineItem, Logistics
+from shared.infra.aggregate import HistoryEntry
+from shared.infra.auth import CurrentActor
+from shared.infra.http import correlation_id
+from services.order.domain import Message, Order, OrderStatus
+from services.order.handlers import OrderService
+
+
+class Contact(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+
+
+class PlaceOrder(BaseModel):
+    supplier: Party
+    buyer_contact: Contact = Field(description="the buyer's name and email for this order")
+    items: list[LineItem] = Field(min_length=1, max_length=200)
+    currency: Currency
+    destination: Address
+    delivery_period_days: int = Field(gt=0, le=365, description="days the supplier has to ship once paid")
+
+    @field_validator("currency")
+    @classmethod
+    def _known(cls, code: str) -> str:
+        return check_currency(code)
+
+
+class ConfirmOrder(BaseModel):
+    logistics: Logistics
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class PostMessage(BaseModel):
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class OrderView(BaseModel):
+    order_id: str
+    status: OrderStatus
+    parties: Parties
+    items: list[LineItem]
+    currency: str
+    total: int
+    destination: Address
+    delivery_period_days: int
+    placed_at: datetime
+    logistics: Logistics | None
+    payment_due_at: datetime | None
+    closure_reason: str | None
+    released_total: int
+    refunded_total: int
+    timeline: list[HistoryEntry]
+
+    @classmethod
+    def of(cls, order: Order) -> OrderView:
+        return cls(**order.model_dump(exclude={"history", "deadlines", "messages"}),
+                   timeline=order.history)
+
+
+def router(service: OrderService) -> APIRouter:
+    api = APIRouter(tags=["orders"])
+
+    @api.post("/orders", status_code=201, response_model=OrderView,
+              summary="Buyer places an order with one supplier")
+    async def place(body: PlaceOrder, actor: CurrentActor, request: Request,
+                    idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> OrderView:
+        actor.require(Role.BUYER, Role.SERVICE)
+        buyer = Party(party_id=actor.party_id, name=body.buyer_contact.name,
+                      email=body.buyer_contact.email)
+        order = await service.place(
+            actor, Parties(buyer=buyer, supplier=body.supplier), body.items, body.currency,
+            body.destination, body.delivery_period_days, idempotency_key=idempotency_key,
+            correlation_id=correlation_id(request))
+        return OrderView.of(order)
+
+    @api.get("/orders", response_model=list[OrderView], summary="The caller's orders, newest first")
+    async def mine(actor: CurrentActor) -> list[OrderView]:
+        return [OrderView.of(o) for o in await service.list_for(actor)]
+
+    @api.get("/orders/{order_id}", response_model=OrderView, summary="Status and timeline")
+    async def get(order_id: str, actor: CurrentActor) -> OrderView:
+        return OrderView.of(await service.get(actor, order_id))
+
+    @api.post("/orders/{order_id}/confirm", response_model=OrderView,
+              summary="Supplier confirms the order and its logistics")
+    async def confirm(order_id: str, body: ConfirmOrder, actor: CurrentActor,
+                      request: Request) -> OrderView:
+        return OrderView.of(await service.confirm(actor, order_id, body.logistics,
+                                                  correlation_id(request)))
+
+    @api.post("/orders/{order_id}/decline", response_model=OrderView, summary="Supplier declines")
+    async def decline(order_id: str, body: Reason, actor: CurrentActor, request: Request) -> OrderView:
+        return OrderView.of(await service.decline(actor, order_id, body.reason, correlation_id(request)))
+
+    @api.post("/orders/{order_id}/cancel", response_model=OrderView,
+              summary="Buyer cancels before paying")
+    async def cancel(order_id: str, body: Reason, actor: CurrentActor, request: Request) -> OrderView:
+        return OrderView.of(await service.cancel(actor, order_id, body.reason, correlation_id(request)))
+
+    @api.post("/orders/{order_id}/messages", status_code=201, response_model=Message,
+              summary="Buyer or supplier writes to the other side")
+    async def post_message(order_id: str, body: PostMessage, actor: CurrentActor,
+                           request: Request) -> Message:
+        return await service.post_message(actor, order_id, body.text, correlation_id(request))
+
+    @api.get("/orders/{order_id}/messages", response_model=list[Message])
+    async def messages(order_id: str, actor: CurrentActor) -> list[Message]:
+        return (await service.get(actor, order_id)).messages
+
+    return api

@@ -1,0 +1,204 @@
+"""The order: what the buyer ordered from whom, and where the trade stands.
+
+The order service owns the order's own steps (placing, confirmation, decline, cancel, the
+20-day payment deadline, messages between the parties) and follows the other services'
+events to keep one timeline of the whole trade.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from shared.contracts.events import (
+    ClosureReason,
+    MessagePosted,
+    OrderCancelled,
+    OrderClosed,
+    OrderConfirmed,
+    OrderDeclined,
+    OrderPlaced,
+    PaymentDueSoon,
+)
+from shared.contracts.parties import Parties, Role
+from shared.contracts.trade import Address, LineItem, Logistics
+from shared.infra.aggregate import Aggregate
+from shared.infra.auth import Actor
+from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+
+PAYMENT_DUE = "payment_due"
+PAYMENT_REMINDER = "payment_reminder"
+
+
+class OrderStatus(StrEnum):
+    PLACED = "placed"  # waiting for the supplier
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    IN_DISPUTE = "in_dispute"
+    RECEIVED = "received"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    CLOSED = "closed"
+
+
+FINISHED = {OrderStatus.DECLINED, OrderStatus.CANCELLED, OrderStatus.CLOSED}
+
+
+class Message(BaseModel):
+    message_id: str
+    at: datetime
+    author_role: Role
+    author_party_id: str
+    text: str
+
+
+class Order(Aggregate):
+    status: OrderStatus
+    items: list[LineItem]
+    currency: str
+    total: int
+    destination: Address
+    delivery_period_days: int
+    placed_at: datetime
+    logistics: Logistics | None = None
+    payment_due_at: datetime | None = None
+    closure_reason: ClosureReason | None = None
+    released_total: int = 0
+    refunded_total: int = 0
+    messages: list[Message] = []
+
+    # --- the order's own steps ---------------------------------------------------------
+
+    @classmethod
+    def place(cls, order_id: str, parties: Parties, items: list[LineItem], currency: str,
+              destination: Address, delivery_period_days: int, now: datetime) -> Order:
+        if parties.buyer.party_id == parties.supplier.party_id:
+            raise InvalidRequest("buyer and supplier must be different parties", field="supplier")
+        total = sum(item.subtotal for item in items)
+        order = cls(order_id=order_id, parties=parties, status=OrderStatus.PLACED, items=items,
+                    currency=currency, total=total, destination=destination,
+                    delivery_period_days=delivery_period_days, placed_at=now)
+        order.record(OrderPlaced(order_id=order_id, parties=parties, items=items, currency=currency,
+                                 total=total, destination=destination,
+                                 delivery_period_days=delivery_period_days), now)
+        return order
+
+    def confirm(self, actor: Actor, logistics: Logistics, now: datetime, *,
+                payment_window: timedelta, reminder_before: timedelta) -> None:
+        self._require_party(actor, Role.SUPPLIER)
+        if self.status is OrderStatus.AWAITING_PAYMENT and self.logistics == logistics:
+            return
+        self._require_status("confirm", OrderStatus.PLACED)
+        self.status = OrderStatus.AWAITING_PAYMENT
+        self.logistics = logistics
+        self.payment_due_at = now + payment_window
+        self.deadlines[PAYMENT_DUE] = self.payment_due_at
+        if self.payment_due_at - reminder_before > now:
+            self.deadlines[PAYMENT_REMINDER] = self.payment_due_at - reminder_before
+        self.record(OrderConfirmed(order_id=self.order_id, parties=self.parties, logistics=logistics,
+                                   currency=self.currency, total=self.total,
+                                   delivery_period_days=self.delivery_period_days,
+                                   payment_due_at=self.payment_due_at), now)
+
+    def decline(self, actor: Actor, reason: str, now: datetime) -> None:
+        self._require_party(actor, Role.SUPPLIER)
+        if self.status is OrderStatus.DECLINED:
+            return
+        self._require_status("decline", OrderStatus.PLACED)
+        self.status = OrderStatus.DECLINED
+        self.deadlines.clear()
+        self.record(OrderDeclined(order_id=self.order_id, parties=self.parties, reason=reason), now)
+
+    def cancel(self, actor: Actor, reason: str, now: datetime) -> None:
+        self._require_party(actor, Role.BUYER)
+        if self.status is OrderStatus.CANCELLED:
+            return
+        self._require_status("cancel", OrderStatus.PLACED, OrderStatus.AWAITING_PAYMENT,
+                             hint="an order can be cancelled only before it is paid")
+        self.status = OrderStatus.CANCELLED
+        self.deadlines.clear()
+        self.record(OrderCancelled(order_id=self.order_id, parties=self.parties, reason=reason), now)
+
+    def post_message(self, actor: Actor, text: str, now: datetime) -> Message:
+        self._require_party(actor, Role.BUYER, Role.SUPPLIER)
+        message = Message(message_id=uuid.uuid4().hex, at=now, author_role=actor.role,
+                          author_party_id=actor.party_id, text=text)
+        self.messages.append(message)
+        self.record(MessagePosted(order_id=self.order_id, parties=self.parties,
+                                  message_id=message.message_id, author_role=actor.role,
+                                  author_party_id=actor.party_id, text=text), now)
+        return message
+
+    def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
+        if kind == PAYMENT_REMINDER and self.status is OrderStatus.AWAITING_PAYMENT:
+            self.record(PaymentDueSoon(order_id=self.order_id, parties=self.parties,
+                                       payment_due_at=self.payment_due_at), now)
+        elif kind == PAYMENT_DUE and self.status is OrderStatus.AWAITING_PAYMENT:
+            self.deadlines.pop(PAYMENT_REMINDER, None)
+            self._close(ClosureReason.PAYMENT_NOT_RECEIVED, now)
+
+    # --- following the rest of the trade ------------------------------------------------
+
+    def mark_paid(self, now: datetime, **detail: object) -> None:
+        """The full amount is in escrow. Money that arrives for a finished order is the
+        payment service's to return; here it is only noted."""
+        if self.status is OrderStatus.AWAITING_PAYMENT:
+            self.status = OrderStatus.PAID
+            self.deadlines.clear()
+        self.note(now, "escrow funded", status=self.status, **detail)
+
+    def mark_shipped(self, now: datetime, **detail: object) -> None:
+        if self.status is OrderStatus.PAID:
+            self.status = OrderStatus.SHIPPED
+        self.note(now, "shipment dispatched", **detail)
+
+    def mark_disputed(self, now: datetime, open_: bool, **detail: object) -> None:
+        if open_ and self.status is OrderStatus.SHIPPED:
+            self.status = OrderStatus.IN_DISPUTE
+        elif not open_ and self.status is OrderStatus.IN_DISPUTE:
+            self.status = OrderStatus.SHIPPED
+        self.note(now, "dispute opened" if open_ else "dispute ended", **detail)
+
+    def mark_received(self, now: datetime, **detail: object) -> None:
+        if self.status in (OrderStatus.SHIPPED, OrderStatus.IN_DISPUTE):
+            self.status = OrderStatus.RECEIVED
+        self.note(now, "receipt confirmed", **detail)
+
+    def settle(self, released_total: int, refunded_total: int, now: datetime) -> None:
+        """Escrow is empty: the trade is over and the order closes with its outcome."""
+        self.released_total, self.refunded_total = released_total, refunded_total
+        if self.status in FINISHED:
+            self.note(now, "escrow settled", released_total=released_total,
+                      refunded_total=refunded_total)
+            return
+        self._close(ClosureReason.SETTLED, now)
+
+    # --- rules ---------------------------------------------------------------------------
+
+    def may_read(self, actor: Actor) -> bool:
+        return actor.role in (Role.AGENT, Role.SERVICE) or actor.party_id in (
+            self.parties.buyer.party_id, self.parties.supplier.party_id)
+
+    def _require_party(self, actor: Actor, *roles: Role) -> None:
+        for role in roles:
+            party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
+            if actor.role in (role, Role.SERVICE) and actor.party_id == party.party_id:
+                return
+        raise NotPermitted(f"only this order's {' or '.join(roles)} may do this")
+
+    def _require_status(self, action: str, *allowed: OrderStatus, hint: str = "") -> None:
+        if self.status not in allowed:
+            raise DomainError(f"cannot {action} an order that is {self.status}"
+                              + (f"; {hint}" if hint else ""))
+
+    def _close(self, reason: ClosureReason, now: datetime) -> None:
+        self.status = OrderStatus.CLOSED
+        self.closure_reason = reason
+        self.deadlines.clear()
+        self.record(OrderClosed(order_id=self.order_id, parties=self.parties, reason=reason,
+                                released_total=self.released_total,
+                                refunded_total=self.refunded_total), now)

@@ -1,0 +1,174 @@
+"""The order service's use cases: one function per actor command, one handler per event."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import (
+    DisputeOpened,
+    DisputeResolved,
+    DisputeWithdrawn,
+    DispatchDeadlineMissed,
+    EscrowFunded,
+    EscrowRefunded,
+    EscrowReleased,
+    EscrowSettled,
+    ReceiptConfirmed,
+    ShipmentDispatched,
+)
+from shared.contracts.parties import Parties
+from shared.contracts.trade import Address, LineItem, Logistics
+from shared.infra.auth import Actor
+from shared.infra.errors import NotFound, NotPermitted
+from shared.infra.runner import AggregateRunner
+from services.order.domain import Message, Order
+from services.order.settings import OrderSettings
+
+
+def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
+    """With an Idempotency-Key the id is derived from it, so a retried request finds the
+    order it already placed instead of placing a second one."""
+    if idempotency_key:
+        digest = hashlib.sha256(f"{buyer_id}\x00{idempotency_key}".encode()).hexdigest()
+        return f"ord_{digest[:24]}"
+    return f"ord_{uuid.uuid4().hex[:24]}"
+
+
+class OrderService:
+    def __init__(self, runner: AggregateRunner[Order], settings: OrderSettings) -> None:
+        self.runner = runner
+        self.settings = settings
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def place(self, actor: Actor, parties: Parties, items: list[LineItem], currency: str,
+                    destination: Address, delivery_period_days: int, *,
+                    idempotency_key: str | None = None, correlation_id: str | None = None) -> Order:
+        order_id = new_order_id(actor.party_id, idempotency_key)
+
+        def place(order: Order | None, now: datetime) -> Order | None:
+            if order is not None:
+                return None  # the same request again: already placed
+            return Order.place(order_id, parties, items, currency, destination,
+                               delivery_period_days, now)
+
+        await self.runner.execute(order_id, place, correlation_id=correlation_id)
+        return await self.get(actor, order_id)
+
+    async def confirm(self, actor: Actor, order_id: str, logistics: Logistics,
+                      correlation_id: str | None = None) -> Order:
+        return await self._act(order_id, lambda o, now: o.confirm(
+            actor, logistics, now, payment_window=self.settings.payment_window,
+            reminder_before=self.settings.payment_reminder_before), correlation_id)
+
+    async def decline(self, actor: Actor, order_id: str, reason: str,
+                      correlation_id: str | None = None) -> Order:
+        return await self._act(order_id, lambda o, now: o.decline(actor, reason, now), correlation_id)
+
+    async def cancel(self, actor: Actor, order_id: str, reason: str,
+                     correlation_id: str | None = None) -> Order:
+        return await self._act(order_id, lambda o, now: o.cancel(actor, reason, now), correlation_id)
+
+    async def post_message(self, actor: Actor, order_id: str, text: str,
+                           correlation_id: str | None = None) -> Message:
+        order = await self._act(order_id, lambda o, now: o.post_message(actor, text, now),
+                                correlation_id)
+        return order.messages[-1]
+
+    async def _act(self, order_id: str, change, correlation_id: str | None) -> Order:
+        def action(order: Order | None, now: datetime) -> Order:
+            if order is None:
+                raise NotFound(f"no order {order_id}")
+            change(order, now)
+            return order
+
+        saved = await self.runner.execute(order_id, action, correlation_id=correlation_id)
+        assert saved is not None
+        return saved
+
+    # --- queries -------------------------------------------------------------------------
+
+    async def get(self, actor: Actor, order_id: str) -> Order:
+        order = await self.runner.get(order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        if not order.may_read(actor):
+            raise NotPermitted("only the order's buyer, its supplier or customer service may see it")
+        return order
+
+    async def list_for(self, actor: Actor) -> list[Order]:
+        as_buyer = await self.runner.store.find({"parties.buyer.party_id": actor.party_id})
+        as_supplier = await self.runner.store.find({"parties.supplier.party_id": actor.party_id})
+        return sorted(as_buyer + as_supplier, key=lambda o: o.placed_at, reverse=True)
+
+    # --- one handler per consumed event ---------------------------------------------------
+
+    async def _follow(self, envelope: Envelope, change) -> None:
+        def action(order: Order | None, now: datetime) -> Order | None:
+            if order is None:
+                return None  # not an order of this platform's order service: nothing to follow
+            change(order, now)
+            return order
+
+        await self.runner.execute(envelope.order_id, action, cause=envelope)
+
+    async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
+        await self._follow(envelope, lambda o, now: o.mark_paid(
+            now, amount=event.amount, method=event.method))
+
+    async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:
+        await self._follow(envelope, lambda o, now: o.mark_shipped(
+            now, carrier=event.carrier, tracking_number=event.tracking_number,
+            ship_date=event.ship_date.isoformat()))
+
+    async def on_dispatch_deadline_missed(self, envelope: Envelope,
+                                          event: DispatchDeadlineMissed) -> None:
+        await self._follow(envelope, lambda o, now: o.note(
+            now, "dispatch deadline missed", ship_by=event.ship_by.isoformat()))
+
+    async def on_dispute_opened(self, envelope: Envelope, event: DisputeOpened) -> None:
+        await self._follow(envelope, lambda o, now: o.mark_disputed(
+            now, True, dispute_id=event.dispute_id, reason=event.reason,
+            disputed_amount=event.disputed_amount))
+
+    async def on_dispute_withdrawn(self, envelope: Envelope, event: DisputeWithdrawn) -> None:
+        await self._follow(envelope, lambda o, now: o.mark_disputed(
+            now, False, dispute_id=event.dispute_id, outcome="withdrawn"))
+
+    async def on_dispute_resolved(self, envelope: Envelope, event: DisputeResolved) -> None:
+        await self._follow(envelope, lambda o, now: o.note(
+            now, "dispute resolved", dispute_id=event.dispute_id, outcome=event.outcome,
+            refund_amount=event.refund_amount, decided_by=event.decided_by))
+
+    async def on_receipt_confirmed(self, envelope: Envelope, event: ReceiptConfirmed) -> None:
+        await self._follow(envelope, lambda o, now: o.mark_received(
+            now, confirmed_by=event.confirmed_by))
+
+    async def on_escrow_released(self, envelope: Envelope, event: EscrowReleased) -> None:
+        await self._follow(envelope, lambda o, now: o.note(
+            now, "released to supplier", amount=event.amount, reason=event.reason))
+
+    async def on_escrow_refunded(self, envelope: Envelope, event: EscrowRefunded) -> None:
+        await self._follow(envelope, lambda o, now: o.note(
+            now, "refunded to buyer", amount=event.amount, reason=event.reason))
+
+    async def on_escrow_settled(self, envelope: Envelope, event: EscrowSettled) -> None:
+        await self._follow(envelope, lambda o, now: o.settle(
+            event.released_total, event.refunded_total, now))
+
+    def event_handlers(self) -> dict:
+        return {
+            EscrowFunded: self.on_escrow_funded,
+            ShipmentDispatched: self.on_shipment_dispatched,
+            DispatchDeadlineMissed: self.on_dispatch_deadline_missed,
+            DisputeOpened: self.on_dispute_opened,
+            DisputeWithdrawn: self.on_dispute_withdrawn,
+            DisputeResolved: self.on_dispute_resolved,
+            ReceiptConfirmed: self.on_receipt_confirmed,
+            EscrowReleased: self.on_escrow_released,
+            EscrowRefunded: self.on_escrow_refunded,
+            EscrowSettled: self.on_escrow_settled,
+        }

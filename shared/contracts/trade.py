@@ -1,0 +1,106 @@
+"""Value objects shared by several services' messages."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.money import PositiveMinorUnits
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LineItem(Frozen):
+    description: str = Field(min_length=1, max_length=500, examples=["Stainless bolts M8, box of 100"])
+    quantity: int = Field(gt=0, le=10_000_000, examples=[40])
+    unit_price: PositiveMinorUnits = Field(examples=[2500])
+
+    @property
+    def subtotal(self) -> int:
+        return self.quantity * self.unit_price
+
+
+class Address(Frozen):
+    recipient: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"])
+
+
+class Carrier(StrEnum):
+    """Couriers whose tracking numbers the platform can validate."""
+
+    DHL = "dhl"
+    FEDEX = "fedex"
+    UPS = "ups"
+    USPS = "usps"
+    SF_EXPRESS = "sf-express"
+    EMS = "ems"
+
+
+class ShippingMethod(StrEnum):
+    EXPRESS = "express"
+    AIR_FREIGHT = "air-freight"
+    SEA_FREIGHT = "sea-freight"
+    RAIL_FREIGHT = "rail-freight"
+    ROAD_FREIGHT = "road-freight"
+
+
+class Logistics(Frozen):
+    shipping_method: ShippingMethod
+    carrier: Carrier
+
+
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    BANK_TRANSFER = "bank_transfer"
+
+
+class CardSummary(Frozen):
+    """All that is ever kept of a card: never its full number."""
+
+    brand: str
+    last4: str = Field(pattern=r"^\d{4}$")
+    token: str
+
+
+class TransferInstructions(Frozen):
+    reference: str = Field(description="put this on the transfer; incoming money is matched by it")
+    beneficiary: str
+    iban: str
+    bic: str
+    bank_name: str
+
+
+class DisputeReason(StrEnum):
+    NOT_RECEIVED = "not_received"
+    NOT_AS_DESCRIBED = "not_as_described"
+    OTHER = "other"
+
+
+class RequestedOutcome(StrEnum):
+    FULL_REFUND = "full_refund"
+    PARTIAL_REFUND = "partial_refund"  # refund a stated amount, the buyer keeps the goods
+
+
+class DisputeOutcome(StrEnum):
+    FULL_REFUND = "full_refund"
+    PARTIAL_REFUND = "partial_refund"
+    RELEASE = "release"  # everything still held goes to the supplier
+
+
+class Evidence(Frozen):
+    """A link, or an attachment the dispute service stored (referenced by id)."""
+
+    kind: str = Field(pattern=r"^(link|attachment)$")
+    url: str | None = Field(default=None, max_length=2000)
+    attachment_id: str | None = None
+    filename: str | None = Field(default=None, max_length=255)
+    content_type: str | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+    note: str | None = Field(default=None, max_length=1000)

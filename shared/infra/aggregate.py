@@ -1,0 +1,60 @@
+"""Base of every service's aggregate: a pure state machine that records events.
+
+Methods check a rule, change state and record events; they do no I/O. Deadlines are
+part of the state (``deadlines``), so they are saved with it and survive restarts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, PrivateAttr
+
+from shared.contracts.envelope import TradeEvent
+from shared.contracts.parties import Parties
+
+
+class HistoryEntry(BaseModel):
+    """One line of the append-only record support staff read to answer
+    "what happened to my money"."""
+
+    at: AwareDatetime
+    what: str
+    detail: dict[str, Any] = {}
+
+
+class Aggregate(BaseModel):
+    order_id: str
+    parties: Parties
+    history: list[HistoryEntry] = []
+    deadlines: dict[str, AwareDatetime] = {}
+
+    _pending: list[TradeEvent] = PrivateAttr(default_factory=list)
+
+    def record(self, event: TradeEvent, at: datetime) -> None:
+        self._pending.append(event)
+        detail = event.model_dump(mode="json", exclude={"order_id", "parties"})
+        self.history.append(HistoryEntry(at=at, what=event.event_type, detail=detail))
+
+    def note(self, at: datetime, what: str, **detail: Any) -> None:
+        """Record something in the history that is not an outgoing event."""
+        self.history.append(HistoryEntry(at=at, what=what, detail=detail))
+
+    def pull_events(self) -> list[TradeEvent]:
+        events, self._pending = self._pending, []
+        return events
+
+    @property
+    def next_deadline_at(self) -> datetime | None:
+        return min(self.deadlines.values(), default=None)
+
+    def run_due_deadlines(self, now: datetime) -> None:
+        """Fire every deadline that has come, earliest first."""
+        for kind, due in sorted(self.deadlines.items(), key=lambda kv: kv[1]):
+            if due <= now:
+                del self.deadlines[kind]
+                self.on_deadline(kind, due, now)
+
+    def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
+        raise NotImplementedError(f"{type(self).__name__} sets no deadline {kind!r}")

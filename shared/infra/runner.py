@@ -1,0 +1,164 @@
+"""The unit of work every service uses: load an order's aggregate, apply one action,
+save the new state with the messages it produced (the outbox) and the id of the event
+that caused it (the inbox), then publish.
+
+- Idempotent consumption: an event whose id the aggregate has handled takes no effect.
+- Outbox: messages are saved with the state; ``publish_pending`` sends them after the
+  save and again from a periodic sweep, so a crash in between loses nothing (consumers
+  drop the duplicates a retry may produce).
+- Stored deadlines: ``sweep_deadlines`` fires what is due by the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from shared.contracts.envelope import Envelope
+from shared.infra.aggregate import Aggregate
+from shared.infra.clock import Clock
+from shared.infra.errors import ConcurrencyConflict
+from shared.infra.store import AggregateStore, InMemoryAggregateStore, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Aggregate)
+
+# Publishes one envelope (JSON) keyed by order id; raises if the broker did not take it.
+Publish = Callable[[OutboxMessage], Awaitable[None]]
+
+MAX_CONFLICT_RETRIES = 20
+
+
+class Action(Protocol[A]):  # type: ignore[misc]
+    def __call__(self, aggregate: A | None, now: datetime) -> A | None: ...
+
+
+class _KeyedLocks:
+    """One asyncio lock per order, dropped when nobody holds or waits for it. Serialises
+    work on one order inside a process; the versioned save covers other processes."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = defaultdict(int)
+
+    @asynccontextmanager
+    async def __call__(self, key: str) -> Iterator[None]:  # type: ignore[misc]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
+class AggregateRunner(Generic[A]):
+    def __init__(self, store: AggregateStore[A] | InMemoryAggregateStore[A], clock: Clock,
+                 publish: Publish) -> None:
+        self.store = store
+        self.clock = clock
+        self._publish = publish
+        self._locks = _KeyedLocks()
+
+    async def get(self, order_id: str) -> A | None:
+        loaded = await self.store.load(order_id)
+        return loaded.aggregate if loaded else None
+
+    async def execute(self, order_id: str, action: Action[A], *, cause: Envelope | None = None,
+                      correlation_id: str | None = None) -> A | None:
+        """Run ``action`` on the order's aggregate (``None`` if there is none yet).
+
+        The action returns the aggregate to save, or ``None`` when there is nothing to
+        save. It may raise a ``DomainError``; then nothing is saved. With ``cause`` (the
+        consumed event) the action runs at most once per event id.
+        """
+        async with self._locks(order_id):
+            saved = await self._execute_locked(order_id, action, cause, correlation_id)
+        if saved is not None:
+            await self.publish_pending(order_id)
+        return saved
+
+    async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None,
+                              correlation_id: str | None) -> A | None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded = await self.store.load(order_id)
+            if cause is not None and loaded is not None and cause.event_id in loaded.handled:
+                log.info("event %s already handled for order %s", cause.event_id, order_id)
+                return None
+            now = self.clock.now()
+            result = action(loaded.aggregate if loaded else None, now)
+            if result is None:
+                return None
+            envelopes = [
+                Envelope.wrap(
+                    event, occurred_at=now,
+                    correlation_id=cause.correlation_id if cause else correlation_id,
+                    causation_id=cause.event_id if cause else None)
+                for event in result.pull_events()
+            ]
+            handled = (loaded.handled if loaded else []) + ([cause.event_id] if cause else [])
+            try:
+                await self.store.save(result, expected_version=loaded.version if loaded else 0,
+                                      outbox=envelopes, handled=handled)
+            except ConcurrencyConflict:
+                log.info("order %s changed while saving; retrying", order_id)
+                continue
+            return result
+        raise ConcurrencyConflict(f"order {order_id}: gave up after {MAX_CONFLICT_RETRIES} conflicts")
+
+    async def publish_pending(self, order_id: str) -> int:
+        """Publish the order's outbox in order; what fails stays for the next sweep."""
+        async with self._locks(order_id):
+            messages = await self.store.outbox(order_id)
+            published: list[str] = []
+            try:
+                for message in messages:
+                    await self._publish(message)
+                    published.append(message.event_id)
+            except Exception:
+                log.exception("publishing the outbox of order %s failed; the sweep retries it",
+                              order_id)
+            if published:
+                await self.store.mark_published(order_id, published)
+            return len(published)
+
+    async def sweep_outbox(self) -> int:
+        published = 0
+        for order_id in await self.store.with_pending_outbox():
+            published += await self.publish_pending(order_id)
+        return published
+
+    async def sweep_deadlines(self) -> int:
+        """Fire every stored deadline that is due; returns how many orders were touched."""
+        now = self.clock.now()
+        touched = 0
+        for order_id in await self.store.due(now):
+            def fire(aggregate: A | None, at: datetime) -> A | None:
+                if aggregate is None:
+                    return None
+                aggregate.run_due_deadlines(at)
+                return aggregate
+            if await self.execute(order_id, fire) is not None:
+                touched += 1
+        return touched
+
+
+async def run_periodically(name: str, interval: float, job: Callable[[], Awaitable[int]]) -> None:
+    """Run ``job`` every ``interval`` seconds until cancelled; a failure is logged and
+    the loop goes on (the next round retries)."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic job %s failed; retrying in %.1fs", name, interval)
+        await asyncio.sleep(interval)

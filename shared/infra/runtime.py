@@ -1,0 +1,111 @@
+"""What one service process runs: its Kafka broker (consumer and publisher), its MongoDB
+client, the periodic sweeps (outbox, deadlines, service jobs) and its HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+
+from shared.contracts.topics import Service, Topics
+from shared.infra.messaging import ensure_topics
+from shared.infra.runner import AggregateRunner, run_periodically
+from shared.infra.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[int]]
+
+
+@dataclass
+class ServiceRuntime:
+    service: Service
+    settings: ServiceSettings
+    broker: KafkaBroker
+    mongo: AsyncMongoClient
+    topics: Topics
+    runners: list[AggregateRunner] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    http: FastAPI | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, *, background_jobs: bool = True) -> None:
+        """Connect, then publish what a previous run left in the outbox, then consume.
+        Tests that drive the clock pass ``background_jobs=False`` and sweep by hand."""
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all())
+        for prepare in self.on_start:
+            await prepare()
+        await self.broker.start()
+        for runner in self.runners:
+            await runner.sweep_outbox()
+        if background_jobs:
+            for job in self.all_jobs():
+                self._tasks.append(asyncio.create_task(
+                    run_periodically(job.name, job.interval, job.run), name=f"{self.service}:{job.name}"))
+        log.info("%s service started (topics prefix %r)", self.service, self.topics.prefix)
+
+    def all_jobs(self) -> list[Job]:
+        jobs = list(self.jobs)
+        for i, runner in enumerate(self.runners):
+            jobs.append(Job(f"outbox-{i}", self.settings.outbox_sweep_seconds, runner.sweep_outbox))
+            jobs.append(Job(f"deadlines-{i}", self.settings.deadline_sweep_seconds,
+                            runner.sweep_deadlines))
+        return jobs
+
+    async def run_jobs_once(self) -> None:
+        """One round of every periodic job, in order (for tests with a manual clock)."""
+        for job in self.all_jobs():
+            await job.run()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.broker.stop()
+        await self.mongo.close()
+        log.info("%s service stopped", self.service)
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await self.mongo.admin.command("ping")
+            checks["mongodb"] = "ok"
+        except Exception as exc:  # reported, not raised: this is a health probe
+            checks["mongodb"] = f"failed: {exc}"
+        checks["kafka"] = "ok" if await self.broker.ping(timeout=5) else "failed: no answer"
+        return checks
+
+    @asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+
+def mongo_client(settings: ServiceSettings) -> AsyncMongoClient:
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+def serve(runtime: ServiceRuntime) -> None:
+    """Run a service as a process: HTTP on the configured port, the rest in its lifespan."""
+    logging.basicConfig(level=runtime.settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    assert runtime.http is not None
+    uvicorn.run(runtime.http, host=runtime.settings.http_host, port=runtime.settings.http_port,
+                log_level=runtime.settings.log_level.lower())

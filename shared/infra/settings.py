@@ -1,0 +1,23 @@
+"""Configuration every service reads from the environment."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_AUTH_SECRET = "dev-only-secret-do-not-use-in-production"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongodb_database: str = "escrow"
+    topic_prefix: str = "escrow"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    auth_secret: SecretStr = SecretStr(DEV_AUTH_SECRET)
+    outbox_sweep_seconds: float = 2.0
+    deadline_sweep_seconds: float = 5.0
+    log_level: str = "INFO"

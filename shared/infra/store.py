@@ -1,0 +1,184 @@
+"""Persistence of aggregates, each in one document together with its pending outbox
+messages and the ids of the events it has already handled.
+
+One document per order is the unit of atomicity: MongoDB makes a single-document update
+atomic, so state, outgoing messages and the inbox mark are saved together or not at all,
+without multi-document transactions (which FerretDB lacks). Saves are conditional on the
+version read, so two writers cannot both win.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.contracts.envelope import Envelope
+from shared.infra.aggregate import Aggregate
+from shared.infra.errors import ConcurrencyConflict
+
+A = TypeVar("A", bound=Aggregate)
+
+# How many handled event ids an aggregate remembers. An order sees a few dozen events in
+# its whole life; this bound only stops a runaway producer from growing the document.
+HANDLED_MEMORY = 1000
+
+
+@dataclass
+class Loaded(Generic[A]):
+    aggregate: A
+    version: int
+    handled: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    event_id: str
+    body: str  # the envelope as JSON, exactly as it will be published
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> OutboxMessage:
+        return cls(event_id=envelope.event_id, body=envelope.model_dump_json())
+
+    def envelope(self) -> Envelope:
+        return Envelope.model_validate_json(self.body)
+
+
+def _document(aggregate: Aggregate, version: int, handled: list[str]) -> dict[str, Any]:
+    return {
+        "version": version,
+        "state": aggregate.model_dump(mode="json"),
+        "handled": handled[-HANDLED_MEMORY:],
+        "next_deadline_at": aggregate.next_deadline_at,
+    }
+
+
+class AggregateStore(Generic[A]):
+    """MongoDB (or any MongoDB-wire server) store of one aggregate type."""
+
+    def __init__(self, collection: AsyncCollection, aggregate_type: type[A]) -> None:
+        self._collection = collection
+        self._type = aggregate_type
+
+    @classmethod
+    def in_database(cls, client: AsyncMongoClient, database: str, name: str,
+                    aggregate_type: type[A]) -> AggregateStore[A]:
+        return cls(client[database][name], aggregate_type)
+
+    async def create_indexes(self, *state_fields: str) -> None:
+        await self._collection.create_index([("next_deadline_at", ASCENDING)])
+        await self._collection.create_index([("outbox_pending", ASCENDING)])
+        for name in state_fields:
+            await self._collection.create_index([(f"state.{name}", ASCENDING)])
+
+    def _load(self, doc: dict[str, Any]) -> Loaded[A]:
+        return Loaded(self._type.model_validate(doc["state"]), doc["version"], doc.get("handled", []))
+
+    async def load(self, order_id: str) -> Loaded[A] | None:
+        doc = await self._collection.find_one({"_id": order_id}, projection={"outbox": 0})
+        return self._load(doc) if doc else None
+
+    async def save(self, aggregate: A, *, expected_version: int, outbox: list[Envelope],
+                   handled: list[str]) -> int:
+        """Save state, append ``outbox`` and return the new version, or raise
+        ``ConcurrencyConflict`` if the stored version is no longer ``expected_version``."""
+        new_version = expected_version + 1
+        doc = _document(aggregate, new_version, handled)
+        messages = [OutboxMessage.of(e).__dict__ for e in outbox]
+        if expected_version == 0:
+            try:
+                await self._collection.insert_one(
+                    {"_id": aggregate.order_id, **doc, "outbox": messages,
+                     "outbox_pending": bool(messages)})
+            except DuplicateKeyError as exc:
+                raise ConcurrencyConflict(aggregate.order_id) from exc
+            return new_version
+        update: dict[str, Any] = {"$set": doc}
+        if messages:
+            update["$set"]["outbox_pending"] = True
+            update["$push"] = {"outbox": {"$each": messages}}
+        result = await self._collection.update_one(
+            {"_id": aggregate.order_id, "version": expected_version}, update)
+        if result.matched_count != 1:
+            raise ConcurrencyConflict(aggregate.order_id)
+        return new_version
+
+    async def outbox(self, order_id: str) -> list[OutboxMessage]:
+        doc = await self._collection.find_one({"_id": order_id}, projection={"outbox": 1})
+        return [OutboxMessage(**m) for m in (doc or {}).get("outbox", [])]
+
+    async def mark_published(self, order_id: str, event_ids: list[str]) -> None:
+        await self._collection.update_one(
+            {"_id": order_id}, {"$pull": {"outbox": {"event_id": {"$in": event_ids}}}})
+        # Clear the flag only if nothing new was appended meanwhile.
+        await self._collection.update_one(
+            {"_id": order_id, "outbox": {"$size": 0}}, {"$set": {"outbox_pending": False}})
+
+    async def with_pending_outbox(self, limit: int = 500) -> list[str]:
+        cursor = self._collection.find({"outbox_pending": True}, projection={"_id": 1}).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+    async def due(self, now: datetime, limit: int = 500) -> list[str]:
+        cursor = self._collection.find(
+            {"next_deadline_at": {"$ne": None, "$lte": now}}, projection={"_id": 1}
+        ).sort("next_deadline_at", ASCENDING).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+    async def find(self, where: dict[str, Any], limit: int = 200) -> list[A]:
+        """Aggregates whose state fields equal the given values (``{"status": "escalated"}``)."""
+        query = {f"state.{k}": v for k, v in where.items()}
+        cursor = self._collection.find(query, projection={"outbox": 0}).limit(limit)
+        return [self._load(doc).aggregate async for doc in cursor]
+
+
+class InMemoryAggregateStore(Generic[A]):
+    """The same contract in a dict, for fast unit tests of the service layer."""
+
+    def __init__(self, aggregate_type: type[A]) -> None:
+        self._type = aggregate_type
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    async def create_indexes(self, *state_fields: str) -> None:
+        return None
+
+    def _load(self, doc: dict[str, Any]) -> Loaded[A]:
+        return Loaded(self._type.model_validate(doc["state"]), doc["version"], list(doc["handled"]))
+
+    async def load(self, order_id: str) -> Loaded[A] | None:
+        doc = self.docs.get(order_id)
+        return self._load(copy.deepcopy(doc)) if doc else None
+
+    async def save(self, aggregate: A, *, expected_version: int, outbox: list[Envelope],
+                   handled: list[str]) -> int:
+        current = self.docs.get(aggregate.order_id)
+        if (current["version"] if current else 0) != expected_version:
+            raise ConcurrencyConflict(aggregate.order_id)
+        pending = (current["outbox"] if current else []) + [OutboxMessage.of(e) for e in outbox]
+        self.docs[aggregate.order_id] = {
+            **_document(aggregate, expected_version + 1, handled), "outbox": pending}
+        return expected_version + 1
+
+    async def outbox(self, order_id: str) -> list[OutboxMessage]:
+        return list(self.docs.get(order_id, {}).get("outbox", []))
+
+    async def mark_published(self, order_id: str, event_ids: list[str]) -> None:
+        doc = self.docs[order_id]
+        doc["outbox"] = [m for m in doc["outbox"] if m.event_id not in event_ids]
+
+    async def with_pending_outbox(self, limit: int = 500) -> list[str]:
+        return [k for k, d in self.docs.items() if d["outbox"]][:limit]
+
+    async def due(self, now: datetime, limit: int = 500) -> list[str]:
+        due = [(d["next_deadline_at"], k) for k, d in self.docs.items()
+               if d["next_deadline_at"] is not None and d["next_deadline_at"] <= now]
+        return [k for _, k in sorted(due)][:limit]
+
+    async def find(self, where: dict[str, Any], limit: int = 200) -> list[A]:
+        found = [self._load(copy.deepcopy(d)).aggregate for d in self.docs.values()
+                 if all(d["state"].get(k) == v for k, v in where.items())]
+        return found[:limit]

@@ -1,0 +1,123 @@
+from datetime import timedelta
+
+import pytest
+
+from shared.contracts.events import ClosureReason, OrderCancelled, OrderClosed, OrderConfirmed, PaymentDueSoon
+from shared.contracts.parties import Parties, Party, Role
+from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
+from shared.infra.auth import Actor
+from shared.infra.clock import ManualClock
+from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+from services.order.domain import Order, OrderStatus
+
+BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
+SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
+PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
+                  supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
+LOGISTICS = Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.DHL)
+WINDOW = dict(payment_window=timedelta(days=20), reminder_before=timedelta(days=3))
+
+
+def placed(clock: ManualClock) -> Order:
+    order = Order.place("ord-1", PARTIES, [LineItem(description="bolts", quantity=3, unit_price=1250),
+                                           LineItem(description="nuts", quantity=2, unit_price=99)],
+                        "USD", Address(recipient="R", line1="1 Main St", city="Berlin", country="DE"),
+                        10, clock.now())
+    order.pull_events()
+    return order
+
+
+def test_total_is_the_sum_of_line_items_in_minor_units():
+    assert placed(ManualClock()).total == 3 * 1250 + 2 * 99
+
+
+def test_buyer_and_supplier_must_differ():
+    with pytest.raises(InvalidRequest):
+        Order.place("o", Parties(buyer=PARTIES.buyer, supplier=PARTIES.buyer),
+                    [LineItem(description="x", quantity=1, unit_price=1)], "USD",
+                    Address(recipient="R", line1="l", city="c", country="DE"), 1, ManualClock().now())
+
+
+def test_confirmation_sets_the_payment_deadline_and_reminder():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    [event] = order.pull_events()
+    assert isinstance(event, OrderConfirmed)
+    assert event.payment_due_at == clock.now() + timedelta(days=20)
+    assert order.deadlines["payment_reminder"] == clock.now() + timedelta(days=17)
+
+
+def test_confirming_twice_is_a_no_op():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.pull_events()
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    assert order.pull_events() == []
+
+
+def test_only_the_orders_supplier_confirms():
+    order = placed(ManualClock())
+    with pytest.raises(NotPermitted):
+        order.confirm(BUYER, LOGISTICS, ManualClock().now(), **WINDOW)
+    with pytest.raises(NotPermitted):
+        order.confirm(Actor(party_id="supplier-2", role=Role.SUPPLIER), LOGISTICS,
+                      ManualClock().now(), **WINDOW)
+
+
+def test_unpaid_order_closes_at_the_payment_deadline_after_a_reminder():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.pull_events()
+    order.run_due_deadlines(clock.advance(timedelta(days=17)))
+    assert [type(e) for e in order.pull_events()] == [PaymentDueSoon]
+    order.run_due_deadlines(clock.advance(timedelta(days=3)))
+    [closed] = order.pull_events()
+    assert isinstance(closed, OrderClosed) and closed.reason is ClosureReason.PAYMENT_NOT_RECEIVED
+    assert order.status is OrderStatus.CLOSED and order.deadlines == {}
+
+
+def test_paid_order_does_not_close_at_the_deadline():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.mark_paid(clock.now())
+    order.pull_events()
+    order.run_due_deadlines(clock.advance(timedelta(days=21)))
+    assert order.pull_events() == [] and order.status is OrderStatus.PAID
+
+
+def test_cancel_only_before_payment():
+    clock = ManualClock()
+    order = placed(clock)
+    order.cancel(BUYER, "changed my mind", clock.now())
+    assert isinstance(order.pull_events()[0], OrderCancelled)
+    paid = placed(clock)
+    paid.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    paid.mark_paid(clock.now())
+    with pytest.raises(DomainError, match="before it is paid"):
+        paid.cancel(BUYER, "too late", clock.now())
+
+
+def test_settlement_closes_with_the_outcome():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.mark_paid(clock.now())
+    order.mark_shipped(clock.now())
+    order.mark_received(clock.now())
+    order.pull_events()
+    order.settle(3948, 0, clock.now())
+    [closed] = order.pull_events()
+    assert closed.reason is ClosureReason.SETTLED and closed.released_total == 3948
+
+
+def test_messages_only_between_the_parties():
+    clock = ManualClock()
+    order = placed(clock)
+    order.post_message(BUYER, "when will you ship?", clock.now())
+    assert order.messages[0].author_role is Role.BUYER
+    with pytest.raises(NotPermitted):
+        order.post_message(Actor(party_id="stranger", role=Role.BUYER), "hi", clock.now())

@@ -26,13 +26,13 @@ def build(settings: OrderSettings | None = None, clock: Clock | None = None) -> 
     publisher = EventPublisher(broker, topics.events(Service.ORDER), OrderEvent.__subclasses__())
     runner = AggregateRunner(store, clock, publisher)
     service = OrderService(runner, settings)
-    EventConsumer(Service.ORDER, broker, topics, service.event_handlers())
+    consumer = EventConsumer(Service.ORDER, broker, topics, service.event_handlers())
 
     async def create_indexes() -> None:
         await store.create_indexes("parties.buyer.party_id", "parties.supplier.party_id")
 
     runtime = ServiceRuntime(service=Service.ORDER, settings=settings, broker=broker, mongo=mongo,
-                             topics=topics, runners=[runner], on_start=[create_indexes])
+                             topics=topics, consumer=consumer, runners=[runner], on_start=[create_indexes])
     runtime.http = create_app(
         title="Escrow: orders",
         description="Place, confirm, decline and cancel orders; the trade's status and timeline; "

@@ -155,6 +155,7 @@ class EscrowFunded(PaymentEvent):
 class ReturnReason(StrEnum):
     OVERPAYMENT = "overpayment"
     ORDER_NOT_PAYABLE = "order_not_payable"  # arrived after the order closed, or for no open order
+    WRONG_CURRENCY = "wrong_currency"  # not in the order's currency; never converted
 
 
 class FundsReturned(PaymentEvent):

@@ -118,11 +118,11 @@ class AggregateRunner(Generic[A]):
         """Publish the order's outbox in order; what fails stays for the next sweep."""
         async with self._locks(order_id):
             messages = await self.store.outbox(order_id)
-            published: list[str] = []
+            published: list[OutboxMessage] = []
             try:
                 for message in messages:
                     await self._publish(message)
-                    published.append(message.event_id)
+                    published.append(message)
             except Exception:
                 log.exception("publishing the outbox of order %s failed; the sweep retries it",
                               order_id)

@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from shared.contracts.topics import Service, Topics
-from shared.infra.messaging import ensure_topics
+from shared.infra.messaging import EventConsumer, ensure_topics
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
 
@@ -36,6 +36,7 @@ class ServiceRuntime:
     broker: KafkaBroker
     mongo: AsyncMongoClient
     topics: Topics
+    consumer: EventConsumer | None = None
     runners: list[AggregateRunner] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

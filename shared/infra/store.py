@@ -112,9 +112,11 @@ class AggregateStore(Generic[A]):
         doc = await self._collection.find_one({"_id": order_id}, projection={"outbox": 1})
         return [OutboxMessage(**m) for m in (doc or {}).get("outbox", [])]
 
-    async def mark_published(self, order_id: str, event_ids: list[str]) -> None:
+    async def mark_published(self, order_id: str, published: list[OutboxMessage]) -> None:
+        # $pullAll removes exact elements: the one form of array removal FerretDB v1 and
+        # MongoDB agree on.
         await self._collection.update_one(
-            {"_id": order_id}, {"$pull": {"outbox": {"event_id": {"$in": event_ids}}}})
+            {"_id": order_id}, {"$pullAll": {"outbox": [m.__dict__ for m in published]}})
         # Clear the flag only if nothing new was appended meanwhile.
         await self._collection.update_one(
             {"_id": order_id, "outbox": {"$size": 0}}, {"$set": {"outbox_pending": False}})
@@ -166,9 +168,9 @@ class InMemoryAggregateStore(Generic[A]):
     async def outbox(self, order_id: str) -> list[OutboxMessage]:
         return list(self.docs.get(order_id, {}).get("outbox", []))
 
-    async def mark_published(self, order_id: str, event_ids: list[str]) -> None:
+    async def mark_published(self, order_id: str, published: list[OutboxMessage]) -> None:
         doc = self.docs[order_id]
-        doc["outbox"] = [m for m in doc["outbox"] if m.event_id not in event_ids]
+        doc["outbox"] = [m for m in doc["outbox"] if m not in published]
 
     async def with_pending_outbox(self, limit: int = 500) -> list[str]:
         return [k for k, d in self.docs.items() if d["outbox"]][:limit]

@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: setup run demo stop test unit asyncapi
+
+setup:  ## the Python environment (installs uv if missing)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen
+
+run: setup  ## Kafka, FerretDB and the SMTP server, the five services, then a demo trade
+	@bash deploy/local/infra.sh up
+	@bash deploy/local/services.sh up
+	@.venv/bin/python deploy/local/demo.py
+
+demo:  ## play one more trade against the running platform
+	@.venv/bin/python deploy/local/demo.py
+
+stop:  ## stop the services and the servers (data stays in .run/)
+	@bash deploy/local/services.sh down
+	@bash deploy/local/infra.sh down
+
+test: setup  ## every test, the saga ones on real Kafka, FerretDB and SMTP
+	@bash deploy/local/test.sh
+
+unit: setup  ## the fast tests only
+	@.venv/bin/pytest tests/unit -q
+
+asyncapi: setup  ## regenerate docs/asyncapi.yaml from the code
+	@.venv/bin/python -m services.asyncapi --write

@@ -1,0 +1,174 @@
+"""Where email jobs live: the ``emails`` collection (MongoDB), and the same contract in
+memory for unit tests.
+
+A sender takes a job with one conditional update (due ``pending`` job, or a ``sending``
+job whose lease expired, becomes ``sending`` under a new lease token), so two senders
+never hold the same job; the outcome is written only by the holder of the current token.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from services.notify.emails import EmailJob, EmailStatus
+
+COLLECTION = "emails"
+
+
+class EmailJobs(Protocol):
+    async def create_indexes(self) -> None: ...
+
+    async def add(self, job: EmailJob) -> bool:
+        """Store a new job; ``False`` if a job with its id exists (the event came again)."""
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]: ...
+
+    async def mark_sent(self, job: EmailJob, at: datetime) -> bool: ...
+
+    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool: ...
+
+    async def give_up(self, job: EmailJob, error: str) -> bool: ...
+
+    async def for_order(self, order_id: str) -> list[EmailJob]: ...
+
+    async def order_currency(self, order_id: str) -> str | None: ...
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    return {"$or": [{"status": EmailStatus.PENDING, "next_attempt_at": {"$lte": now}},
+                    {"status": EmailStatus.SENDING, "lease_expires_at": {"$lte": now}}]}
+
+
+def _claim(now: datetime, lease: timedelta) -> dict[str, Any]:
+    return {"status": EmailStatus.SENDING, "lease_token": uuid.uuid4().hex,
+            "lease_expires_at": now + lease}
+
+
+def _released(**fields: Any) -> dict[str, Any]:
+    return {**fields, "lease_token": None, "lease_expires_at": None}
+
+
+def _to_doc(job: EmailJob) -> dict[str, Any]:
+    doc = job.model_dump()
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from_doc(doc: dict[str, Any]) -> EmailJob:
+    return EmailJob.model_validate({**{k: v for k, v in doc.items() if k != "_id"}, "id": doc["_id"]})
+
+
+class EmailRepository:
+    def __init__(self, collection: AsyncCollection) -> None:
+        self._collection = collection
+
+    async def create_indexes(self) -> None:
+        await self._collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self._collection.create_index([("order_id", ASCENDING), ("created_at", ASCENDING)])
+
+    async def add(self, job: EmailJob) -> bool:
+        try:
+            await self._collection.insert_one(_to_doc(job))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]:
+        claimed = []
+        for _ in range(limit):
+            doc = await self._collection.find_one_and_update(
+                _due(now), {"$set": _claim(now, lease), "$inc": {"attempts": 1}},
+                sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+            if doc is None:
+                break
+            claimed.append(_from_doc(doc))
+        return claimed
+
+    async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:
+        result = await self._collection.update_one(
+            {"_id": job.id, "status": EmailStatus.SENDING, "lease_token": job.lease_token},
+            {"$set": _released(**fields)})
+        return result.modified_count == 1
+
+    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
+        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
+                                        "last_error": None})
+
+    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
+                                        "last_error": error})
+
+    async def give_up(self, job: EmailJob, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
+
+    async def for_order(self, order_id: str) -> list[EmailJob]:
+        cursor = self._collection.find({"order_id": order_id}).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [_from_doc(doc) async for doc in cursor]
+
+    async def order_currency(self, order_id: str) -> str | None:
+        doc = await self._collection.find_one({"order_id": order_id, "currency": {"$ne": None}},
+                                              projection={"currency": 1})
+        return doc["currency"] if doc else None
+
+
+class InMemoryEmailRepository:
+    """The same contract in a dict, for unit tests."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    async def create_indexes(self) -> None:
+        return None
+
+    async def add(self, job: EmailJob) -> bool:
+        if job.id in self.docs:
+            return False
+        self.docs[job.id] = _to_doc(job)
+        return True
+
+    def _is_due(self, doc: dict[str, Any], now: datetime) -> bool:
+        if doc["status"] == EmailStatus.PENDING:
+            return doc["next_attempt_at"] <= now
+        return doc["status"] == EmailStatus.SENDING and doc["lease_expires_at"] <= now
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]:
+        due = sorted((d for d in self.docs.values() if self._is_due(d, now)),
+                     key=lambda d: d["next_attempt_at"])[:limit]
+        for doc in due:
+            doc.update(_claim(now, lease), attempts=doc["attempts"] + 1)
+        return [_from_doc(copy.deepcopy(d)) for d in due]
+
+    async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:
+        doc = self.docs.get(job.id)
+        if doc is None or doc["status"] != EmailStatus.SENDING or doc["lease_token"] != job.lease_token:
+            return False
+        doc.update(_released(**fields))
+        return True
+
+    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
+        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
+                                        "last_error": None})
+
+    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
+                                        "last_error": error})
+
+    async def give_up(self, job: EmailJob, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
+
+    async def for_order(self, order_id: str) -> list[EmailJob]:
+        docs = sorted((d for d in self.docs.values() if d["order_id"] == order_id),
+                      key=lambda d: (d["created_at"], d["_id"]))
+        return [_from_doc(copy.deepcopy(d)) for d in docs]
+
+    async def order_currency(self, order_id: str) -> str | None:
+        return next((d["currency"] for d in self.docs.values()
+                     if d["order_id"] == order_id and d["currency"]), None)

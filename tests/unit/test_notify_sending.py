@@ -1,0 +1,234 @@
+"""Storing and sending email jobs: once per step and recipient, retried with backoff, given
+up after the last attempt, never held by two senders, never blocking other mails."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+
+import pytest
+
+from shared.contracts import events as ev
+from shared.contracts.envelope import registered_events
+from shared.contracts.parties import Role
+from shared.infra.auth import Actor
+from shared.infra.clock import ManualClock
+from shared.infra.errors import NotFound, NotPermitted
+from services.notify.emails import EmailStatus
+from services.notify.handlers import Notifications
+from services.notify.repository import InMemoryEmailRepository
+from services.notify.sender import EmailSender, RetryPolicy
+from tests.unit.test_notify_steps import CS_EMAIL, T0, envelope_of, sample
+
+MAIL_FROM = "Escrow <notifications@escrow.example>"
+
+
+class FakeTransport:
+    """Collects what would be sent; fails for the listed addresses, or the next N sends."""
+
+    def __init__(self, fail_next: int = 0, failing: set[str] | None = None) -> None:
+        self.fail_next = fail_next
+        self.failing = failing or set()
+        self.sent: list[EmailMessage] = []
+        self.tries = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        self.tries += 1
+        if self.fail_next > 0 or message["To"] in self.failing:
+            self.fail_next -= 1
+            raise ConnectionRefusedError("mail server unreachable")
+        self.sent.append(message)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def repo() -> InMemoryEmailRepository:
+    return InMemoryEmailRepository()
+
+
+@pytest.fixture
+def notifications(repo: InMemoryEmailRepository, clock: ManualClock) -> Notifications:
+    return Notifications(repo, clock, customer_service_email=CS_EMAIL)
+
+
+def sender_for(repo: InMemoryEmailRepository, clock: ManualClock, transport: FakeTransport,
+               **policy: object) -> EmailSender:
+    return EmailSender(repo, transport, clock, mail_from=MAIL_FROM,
+                       policy=RetryPolicy(**policy))  # type: ignore[arg-type]
+
+
+async def test_every_registered_event_has_a_handler(notifications: Notifications) -> None:
+    assert set(notifications.handlers()) == set(registered_events())
+
+
+async def test_a_repeated_event_delivery_mails_each_recipient_once(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.OrderConfirmed)
+    envelope = envelope_of(event)
+    assert await notifications.on_event(envelope, event) == 2
+    assert await notifications.on_event(envelope, event) == 0
+    transport = FakeTransport()
+    sender = sender_for(repo, clock, transport)
+
+    assert await sender.send_due() == 2
+    assert await notifications.on_event(envelope, event) == 0
+    assert await sender.send_due() == 0
+    assert sorted(m["To"] for m in transport.sent) == ["buyer@acme.example", "sales@bolts.example"]
+
+
+async def test_the_mail_is_text_and_html_with_the_escrow_headers(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.ShipmentDispatched)
+    envelope = envelope_of(event)
+    await notifications.on_event(envelope, event)
+    transport = FakeTransport()
+    await sender_for(repo, clock, transport).send_due()
+
+    mail = next(m for m in transport.sent if m["To"] == "buyer@acme.example")
+    assert mail.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
+    assert "1234567890" in mail.get_body(("plain",)).get_content()
+    assert mail["From"] == MAIL_FROM
+    assert mail["Message-ID"] == f"<{envelope.event_id}.buyer@escrow.example>"
+    assert mail["X-Escrow-Event-Id"] == envelope.event_id
+    assert mail["X-Escrow-Step"] == "shipped"
+    assert mail["X-Escrow-Order-Id"] == "ord-1"
+    job = (await repo.for_order("ord-1"))[0]
+    assert (job.status, job.attempts, job.sent_at, job.lease_token) == (EmailStatus.SENT, 1, T0, None)
+
+
+async def test_a_failed_send_is_retried_with_backoff_until_it_succeeds(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.CardPaymentDeclined)  # one recipient: the buyer
+    await notifications.on_event(envelope_of(event), event)
+    transport = FakeTransport(fail_next=3)
+    sender = sender_for(repo, clock, transport)
+
+    for wait in (5, 10, 20):
+        assert await sender.send_due() == 0
+        [job] = await repo.for_order("ord-1")
+        assert job.status is EmailStatus.PENDING
+        assert job.next_attempt_at == clock.now() + timedelta(seconds=wait)
+        assert "mail server unreachable" in (job.last_error or "")
+        clock.advance(timedelta(seconds=wait - 1))
+        assert await sender.send_due() == 0  # not due yet: no try
+        clock.advance(timedelta(seconds=1))
+    assert transport.tries == 3
+
+    assert await sender.send_due() == 1
+    [job] = await repo.for_order("ord-1")
+    assert (job.status, job.attempts, job.last_error) == (EmailStatus.SENT, 4, None)
+    assert job.sent_at == clock.now()
+
+
+def test_the_backoff_doubles_from_five_seconds_up_to_ten_minutes() -> None:
+    policy = RetryPolicy()
+    assert [policy.delay_after(n).total_seconds() for n in range(1, 10)] == [
+        5, 10, 20, 40, 80, 160, 320, 600, 600]
+
+
+async def test_sending_is_given_up_after_the_last_attempt(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    event = sample(ev.CardPaymentDeclined)
+    await notifications.on_event(envelope_of(event), event)
+    transport = FakeTransport(failing={"buyer@acme.example"})
+    sender = sender_for(repo, clock, transport, max_attempts=4)
+
+    with caplog.at_level(logging.ERROR, logger="services.notify.sender"):
+        for _ in range(10):
+            await sender.send_due()
+            clock.advance(timedelta(minutes=10))
+
+    assert transport.tries == 4
+    [job] = await repo.for_order("ord-1")
+    assert (job.status, job.attempts) == (EmailStatus.FAILED, 4)
+    assert "ConnectionRefusedError: mail server unreachable" == job.last_error
+    assert any("giving up" in r.message and job.id in r.message for r in caplog.records)
+
+
+async def test_one_undeliverable_mail_does_not_hold_up_the_others(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    for event_type in (ev.OrderPlaced, ev.OrderConfirmed):
+        event = sample(event_type)
+        await notifications.on_event(envelope_of(event), event)
+    transport = FakeTransport(failing={"sales@bolts.example"})
+
+    assert await sender_for(repo, clock, transport).send_due() == 2
+    assert {m["X-Escrow-Step"] for m in transport.sent} == {"order_placed", "order_confirmed"}
+    assert {m["To"] for m in transport.sent} == {"buyer@acme.example"}
+
+
+async def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.CardPaymentDeclined)
+    await notifications.on_event(envelope_of(event), event)
+    lease = timedelta(minutes=2)
+
+    [first] = await repo.claim_due(clock.now(), lease, 10)
+    assert await repo.claim_due(clock.now(), lease, 10) == []
+    clock.advance(lease)
+    [second] = await repo.claim_due(clock.now(), lease, 10)
+
+    assert second.attempts == 2 and second.lease_token != first.lease_token
+    assert not await repo.mark_sent(first, clock.now())  # the old holder lost the job
+    assert await repo.mark_sent(second, clock.now())
+
+
+async def test_a_job_left_sending_by_a_stopped_sender_is_sent_after_its_lease(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.CardPaymentDeclined)
+    await notifications.on_event(envelope_of(event), event)
+    await repo.claim_due(clock.now(), timedelta(minutes=2), 10)  # that sender then died
+    transport = FakeTransport()
+    sender = sender_for(repo, clock, transport, lease=timedelta(minutes=2))
+
+    assert await sender.send_due() == 0
+    clock.advance(timedelta(minutes=2))
+    assert await sender.send_due() == 1
+    [job] = await repo.for_order("ord-1")
+    assert job.status is EmailStatus.SENT
+
+
+async def test_a_counter_offer_mail_uses_the_currency_of_the_order(
+        notifications: Notifications, repo: InMemoryEmailRepository) -> None:
+    opened, answered = sample(ev.DisputeOpened), sample(ev.DisputeAnswered)
+    await notifications.on_event(envelope_of(opened), opened)
+    await notifications.on_event(envelope_of(answered), answered)
+
+    buyer = next(j for j in await repo.for_order("ord-1")
+                 if j.step == "dispute_answered" and j.recipient_role == "buyer")
+    assert "Counter-offer:" in buyer.text and "USD 200.00" in buyer.text
+
+
+async def test_customer_service_sees_every_mail_and_a_party_its_own(
+        notifications: Notifications) -> None:
+    event = sample(ev.DisputeEscalated)
+    await notifications.on_event(envelope_of(event), event)
+
+    agent = await notifications.emails_of("ord-1", Actor(party_id="agent-7", role=Role.AGENT))
+    assert {j.recipient_role for j in agent} == {"buyer", "supplier", "customer_service"}
+    buyer = await notifications.emails_of("ord-1", Actor(party_id="buyer-acme", role=Role.BUYER))
+    assert [(j.recipient_role, j.to) for j in buyer] == [("buyer", "buyer@acme.example")]
+    supplier = await notifications.emails_of(
+        "ord-1", Actor(party_id="supplier-bolts", role=Role.SUPPLIER))
+    assert [j.recipient_role for j in supplier] == ["supplier"]
+
+
+async def test_others_cannot_read_an_orders_mails(notifications: Notifications) -> None:
+    event = sample(ev.OrderPlaced)
+    await notifications.on_event(envelope_of(event), event)
+
+    with pytest.raises(NotPermitted):
+        await notifications.emails_of("ord-1", Actor(party_id="buyer-other", role=Role.BUYER))
+    with pytest.raises(NotPermitted):  # the buyer's id with the supplier's role
+        await notifications.emails_of("ord-1", Actor(party_id="buyer-acme", role=Role.SUPPLIER))
+    with pytest.raises(NotFound):
+        await notifications.emails_of("ord-2", Actor(party_id="buyer-acme", role=Role.BUYER))
+    agent = Actor(party_id="agent-7", role=Role.AGENT)
+    assert await notifications.emails_of("ord-2", agent) == []

@@ -1,0 +1,172 @@
+"""HTTP routes of the payment service: validate, call one service function, answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel, Field, SecretStr
+
+from shared.contracts.money import Currency, PositiveMinorUnits
+from shared.contracts.trade import CardSummary, PaymentMethod, TransferInstructions
+from shared.infra.aggregate import HistoryEntry
+from shared.infra.auth import CurrentActor
+from shared.infra.http import correlation_id
+from services.payment.cards import CardDetails
+from services.payment.domain import Account, Escrow, EscrowStatus, Instruction, LedgerBroken, LedgerEntry
+from services.payment.handlers import PaymentService, TransferOutcome, TransferReport
+
+
+class CardPayment(BaseModel):
+    number: SecretStr = Field(description="the full card number: used for this charge only, "
+                                          "never stored, logged or published",
+                              examples=["4242424242424242"])
+    expiry_month: int = Field(ge=1, le=12, examples=[12])
+    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    cvc: SecretStr = Field(examples=["123"])
+    holder_name: str = Field(min_length=1, max_length=200, examples=["Ada Buyer"])
+
+
+class IncomingTransfer(BaseModel):
+    """Any currency code is taken: money in a currency the order is not in is returned,
+    not refused."""
+
+    transfer_id: str = Field(min_length=1, max_length=100, description="the bank's unique id")
+    reference: str = Field(max_length=500, description="the sender's free text; holds the order's reference")
+    amount: PositiveMinorUnits
+    currency: Currency
+    sender_name: str = Field(min_length=1, max_length=200)
+    sender_account: str = Field(min_length=1, max_length=64, description="IBAN or account number")
+
+
+class TransferOutcomeView(BaseModel):
+    transfer_id: str
+    matched: bool
+    order_id: str | None
+    amount: int
+    currency: str
+    accepted: int = Field(description="counted towards the order")
+    returned: int = Field(description="going back to the sender")
+    received_total: int | None
+    remaining: int | None
+    detail: str
+
+    @classmethod
+    def of(cls, outcome: TransferOutcome) -> TransferOutcomeView:
+        return cls(**outcome.__dict__)
+
+
+class PaymentReceived(BaseModel):
+    """One card charge or bank transfer; never the sender's name or account."""
+
+    source_id: str
+    method: PaymentMethod
+    amount: int
+    currency: str
+    accepted: int
+    sent_back: int
+    received_at: datetime
+    card: CardSummary | None
+
+
+class PaymentView(BaseModel):
+    order_id: str
+    status: EscrowStatus
+    currency: str
+    amount_due: int
+    pay_by: datetime
+    received_total: int
+    remaining: int
+    paid_in: int
+    held: int
+    released: int
+    refunded: int
+    method: PaymentMethod | None
+    card: CardSummary | None
+    transfer_instructions: TransferInstructions
+    payments: list[PaymentReceived]
+    instructions: list[Instruction]
+    dispute_id: str | None
+    settlement_reason: str | None
+    timeline: list[HistoryEntry]
+
+    @classmethod
+    def of(cls, escrow: Escrow) -> PaymentView:
+        return cls(
+            order_id=escrow.order_id, status=escrow.status, currency=escrow.currency,
+            amount_due=escrow.amount_due, pay_by=escrow.pay_by, received_total=escrow.received_total,
+            remaining=escrow.remaining, paid_in=escrow.paid_in, held=escrow.held,
+            released=escrow.released, refunded=escrow.refunded, method=escrow.method, card=escrow.card,
+            transfer_instructions=escrow.transfer_instructions,
+            payments=[PaymentReceived(**f.model_dump(include=set(PaymentReceived.model_fields)))
+                      for f in escrow.fundings],
+            instructions=escrow.instructions, dispute_id=escrow.dispute_id,
+            settlement_reason=escrow.settlement_reason, timeline=escrow.history)
+
+
+class LedgerView(BaseModel):
+    order_id: str
+    currency: str
+    entries: list[LedgerEntry]
+    balances: dict[Account, int] = Field(description="debits minus credits per account")
+    paid_in: int
+    held: int
+    released: int
+    refunded: int
+    invariant: str = "paid_in == held + released + refunded"
+    balanced: bool
+
+    @classmethod
+    def of(cls, escrow: Escrow) -> LedgerView:
+        try:
+            escrow.check_ledger()
+            balanced = True
+        except LedgerBroken:
+            balanced = False
+        return cls(order_id=escrow.order_id, currency=escrow.currency, entries=escrow.ledger,
+                   balances={a: escrow.balance(a) for a in Account}, paid_in=escrow.paid_in,
+                   held=escrow.held, released=escrow.released, refunded=escrow.refunded,
+                   balanced=balanced)
+
+
+def router(service: PaymentService) -> APIRouter:
+    api = APIRouter(tags=["payments"])
+
+    @api.post("/orders/{order_id}/payments/card", response_model=PaymentView,
+              summary="Buyer pays what is due by card",
+              responses={402: {"description": "the card was declined"},
+                         409: {"description": "the escrow takes no payment now"},
+                         422: {"description": "a card field is invalid (named in errors)"}})
+    async def pay_by_card(order_id: str, body: CardPayment, actor: CurrentActor, request: Request,
+                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+                          ) -> PaymentView:
+        card = CardDetails(number=body.number, expiry_month=body.expiry_month,
+                           expiry_year=body.expiry_year, cvc=body.cvc, holder_name=body.holder_name)
+        return PaymentView.of(await service.pay_by_card(
+            actor, order_id, card, idempotency_key=idempotency_key,
+            correlation_id=correlation_id(request)))
+
+    @api.post("/bank/transfers", response_model=TransferOutcomeView, tags=["bank"],
+              summary="The bank reports an incoming transfer",
+              responses={202: {"model": TransferOutcomeView,
+                               "description": "no order matches: kept, and returned to the sender"}})
+    async def transfer_received(body: IncomingTransfer, actor: CurrentActor, request: Request,
+                                response: Response) -> TransferOutcomeView:
+        outcome = await service.receive_transfer(actor, TransferReport(**body.model_dump()),
+                                                 correlation_id=correlation_id(request))
+        if not outcome.matched:
+            response.status_code = 202
+        return TransferOutcomeView.of(outcome)
+
+    @api.get("/orders/{order_id}/payment", response_model=PaymentView,
+             summary="Where the order's money is: due, paid in, held, released, refunded")
+    async def payment(order_id: str, actor: CurrentActor) -> PaymentView:
+        return PaymentView.of(await service.get(actor, order_id))
+
+    @api.get("/orders/{order_id}/ledger", response_model=LedgerView,
+             summary="The escrow's double-entry ledger and its balances")
+    async def ledger(order_id: str, actor: CurrentActor) -> LedgerView:
+        return LedgerView.of(await service.get(actor, order_id))
+
+    return api

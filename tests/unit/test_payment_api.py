@@ -1,0 +1,158 @@
+"""The payment HTTP API in process: problem answers, who may do what, and that a card
+number never reaches the store, the published events or the logs."""
+
+import json
+import logging
+from datetime import timedelta
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import OrderConfirmed
+from shared.contracts.parties import Parties, Party, Role
+from shared.contracts.trade import Carrier, Logistics, ShippingMethod
+from shared.infra.auth import mint_token
+from shared.infra.clock import ManualClock
+from shared.infra.http import create_app
+from shared.infra.runner import AggregateRunner
+from shared.infra.settings import DEV_AUTH_SECRET
+from shared.infra.store import InMemoryAggregateStore
+from services.payment.api import router
+from services.payment.domain import Escrow
+from services.payment.handlers import PaymentService
+from services.payment.provider import SANDBOX_APPROVE, SANDBOX_DECLINE, SandboxProvider
+from services.payment.settings import PaymentSettings
+from services.payment.unmatched import InMemoryUnmatchedTransfers
+from services.payment.vault import PaymentDataVault
+
+ORDER = "ord-api"
+PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
+                  supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
+
+
+class Published(list):
+    async def __call__(self, message):
+        self.append(message.body)
+
+
+def auth(party: str, role: Role) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(DEV_AUTH_SECRET, party, role)}"}
+
+
+BUYER = auth("buyer-1", Role.BUYER)
+SUPPLIER = auth("supplier-1", Role.SUPPLIER)
+AGENT = auth("agent-1", Role.AGENT)
+BANK = auth("bank-1", Role.BANK)
+
+
+@pytest.fixture
+async def api():
+    clock = ManualClock()
+    published = Published()
+    store = InMemoryAggregateStore(Escrow)
+    runner = AggregateRunner(store, clock, published)
+    settings = PaymentSettings()
+    service = PaymentService(runner, InMemoryUnmatchedTransfers(), SandboxProvider(),
+                             PaymentDataVault(Fernet.generate_key().decode()), settings)
+
+    async def ready() -> dict[str, str]:
+        return {"store": "ok"}
+
+    app = create_app(title="payments", description="", settings=settings, ready=ready)
+    app.include_router(router(service))
+    event = OrderConfirmed(order_id=ORDER, parties=PARTIES, currency="EUR", total=99_950,
+                           delivery_period_days=10,
+                           logistics=Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.UPS),
+                           payment_due_at=clock.now() + timedelta(days=20))
+    await service.on_order_confirmed(Envelope.wrap(event, occurred_at=clock.now()), event)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment") as client:
+        client.store, client.published = store, published
+        yield client
+
+
+def card_body(number=SANDBOX_APPROVE, **overrides):
+    return {"number": number, "expiry_month": 12, "expiry_year": 2030, "cvc": "123",
+            "holder_name": "Ada Buyer", **overrides}
+
+
+async def test_the_card_number_is_never_stored_published_or_logged(api, caplog):
+    caplog.set_level(logging.DEBUG)
+    spaced = "4242 4242 4242 4242"
+    answers = [
+        await api.post(f"/orders/{ORDER}/payments/card", json=card_body(SANDBOX_DECLINE), headers=BUYER),
+        await api.post(f"/orders/{ORDER}/payments/card", json=card_body("4242424242424241"), headers=BUYER),
+        await api.post(f"/orders/{ORDER}/payments/card", json=card_body(spaced), headers=BUYER),
+    ]
+    assert [a.status_code for a in answers] == [402, 422, 200]
+    assert answers[2].json()["card"]["last4"] == "4242"
+    stored = json.dumps({k: {**d, "outbox": [m.body for m in d["outbox"]]}
+                         for k, d in api.store.docs.items()}, default=str)
+    published = "\n".join(api.published)
+    logged = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
+    answered = "\n".join(a.text for a in answers)
+    assert "payment.escrow_funded" in published and '"last4":"4242"' in published
+    assert caplog.records, "the test must see the service's logs"
+    for number in (SANDBOX_APPROVE, SANDBOX_DECLINE, "4242424242424241", spaced):
+        for where, text in [("store", stored), ("events", published), ("logs", logged),
+                            ("answers", answered)]:
+            assert number not in text, f"a card number leaked into the {where}"
+    assert '"cvc"' not in stored + published
+
+
+async def test_card_problems_name_the_field(api):
+    for body, field in [(card_body("4242424242424241"), "number"),
+                        (card_body(expiry_month=13), "expiry_month"),
+                        (card_body(expiry_year=2025), "expiry_year"),
+                        (card_body(cvc="1"), "cvc")]:
+        answer = await api.post(f"/orders/{ORDER}/payments/card", json=body, headers=BUYER)
+        assert answer.status_code == 422, body
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in answer.json()["errors"]] == [field]
+
+
+async def test_a_declined_card_is_a_402_problem(api):
+    answer = await api.post(f"/orders/{ORDER}/payments/card", json=card_body(SANDBOX_DECLINE),
+                            headers=BUYER)
+    assert answer.status_code == 402 and "card_declined" in answer.json()["detail"]
+
+
+async def test_only_the_buyer_pays_and_only_the_parties_read(api):
+    paying = await api.post(f"/orders/{ORDER}/payments/card", json=card_body(), headers=SUPPLIER)
+    assert paying.status_code == 403
+    assert (await api.get(f"/orders/{ORDER}/payment", headers=auth("buyer-2", Role.BUYER))).status_code == 403
+    assert (await api.get("/orders/nope/payment", headers=BUYER)).status_code == 404
+    assert (await api.get(f"/orders/{ORDER}/payment")).status_code == 401
+    for reader in (BUYER, SUPPLIER, AGENT):
+        answer = await api.get(f"/orders/{ORDER}/payment", headers=reader)
+        assert answer.status_code == 200
+        assert answer.json()["transfer_instructions"]["reference"].startswith("ESC")
+
+
+async def test_bank_transfers_match_by_reference_or_are_kept_for_return(api):
+    reference = (await api.get(f"/orders/{ORDER}/payment", headers=BUYER)).json()[
+        "transfer_instructions"]["reference"]
+    transfer = {"transfer_id": "tt-1", "reference": reference, "amount": 40_000, "currency": "EUR",
+                "sender_name": "Ada Buyer GmbH", "sender_account": "DE89370400440532013000"}
+    assert (await api.post("/bank/transfers", json=transfer, headers=BUYER)).status_code == 403
+    matched = await api.post("/bank/transfers", json=transfer, headers=BANK)
+    assert matched.status_code == 200
+    assert (matched.json()["accepted"], matched.json()["remaining"]) == (40_000, 59_950)
+    unknown = await api.post("/bank/transfers", headers=BANK,
+                             json={**transfer, "transfer_id": "tt-2", "reference": "rent"})
+    assert unknown.status_code == 202 and unknown.json()["returned"] == 40_000
+    view = (await api.get(f"/orders/{ORDER}/payment", headers=SUPPLIER)).json()
+    assert [(p["source_id"], p["amount"]) for p in view["payments"]] == [("tt-1", 40_000)]
+    assert "DE89370400440532013000" not in json.dumps(view)
+
+
+async def test_the_ledger_shows_entries_balances_and_the_invariant(api):
+    await api.post(f"/orders/{ORDER}/payments/card", json=card_body(), headers=BUYER)
+    ledger = (await api.get(f"/orders/{ORDER}/ledger", headers=AGENT)).json()
+    assert ledger["balanced"] is True
+    assert ledger["balances"] == {"buyer_funds": -99_950, "escrow_held": 99_950,
+                                  "supplier_payouts": 0, "buyer_refunds": 0}
+    [entry] = ledger["entries"]
+    assert (entry["debit"], entry["credit"], entry["amount"]) == ("escrow_held", "buyer_funds", 99_950)
+    assert (await api.get(f"/orders/{ORDER}/ledger", headers=auth("x", Role.BUYER))).status_code == 403

@@ -50,11 +50,12 @@ class Aggregate(BaseModel):
         return min(self.deadlines.values(), default=None)
 
     def run_due_deadlines(self, now: datetime) -> None:
-        """Fire every deadline that has come, earliest first."""
-        for kind, due in sorted(self.deadlines.items(), key=lambda kv: kv[1]):
-            if due <= now:
-                del self.deadlines[kind]
-                self.on_deadline(kind, due, now)
+        """Fire every deadline that has come, earliest first, re-reading them after each
+        one, because firing one may drop another (a closure drops its reminder)."""
+        while due := [(at, kind) for kind, at in self.deadlines.items() if at <= now]:
+            at, kind = min(due)
+            del self.deadlines[kind]
+            self.on_deadline(kind, at, now)
 
     def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
         raise NotImplementedError(f"{type(self).__name__} sets no deadline {kind!r}")

@@ -1,0 +1,4 @@
+from services.dispute.app import build
+from shared.infra.runtime import serve
+
+serve(build())

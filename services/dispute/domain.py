@@ -1,0 +1,522 @@
+"""Buyer protection: everything that happens to an order between dispatch and the money
+leaving escrow, that is the receipt confirmation and the order's dispute.
+
+Both live in ONE aggregate per order on purpose: the automatic receipt confirmation and
+a dispute opening are steps of the same state machine, applied one at a time, so they
+can never both happen.
+
+Instants derived from the ship date (a calendar date) count from 00:00 UTC of that day.
+The rules chosen where the product spec is silent (one dispute per order, the receipt
+clock resuming with the time that was left, answers, escalation) are in README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, computed_field
+
+from shared.contracts.events import (
+    DisputeAnswer,
+    DisputeAnswerDueSoon,
+    DisputeAnswered,
+    DisputeEscalated,
+    DisputeOpened,
+    DisputeResolved,
+    DisputeWithdrawn,
+    ReceiptAutoConfirmSoon,
+    ReceiptConfirmed,
+)
+from shared.contracts.money import Money
+from shared.contracts.parties import Parties, Role
+from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
+from shared.infra.aggregate import Aggregate
+from shared.infra.auth import Actor
+from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+
+RECEIPT_REMINDER = "receipt_reminder"
+RECEIPT_AUTO_CONFIRM = "receipt_auto_confirm"
+ANSWER_REMINDER = "dispute_answer_reminder"
+ANSWER_DUE = "dispute_answer_due"
+AUTO_ESCALATE = "dispute_auto_escalate"
+RECEIPT_DEADLINES = (RECEIPT_REMINDER, RECEIPT_AUTO_CONFIRM)
+DISPUTE_DEADLINES = (ANSWER_REMINDER, ANSWER_DUE, AUTO_ESCALATE)
+
+MAX_ATTACHMENTS_PER_DISPUTE = 10
+MAX_LINKS_PER_DISPUTE = 20
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The configurable periods of buyer protection, with the spec's defaults."""
+
+    dispute_opens_after: timedelta = timedelta(days=5)
+    receipt_auto_confirm_after: timedelta = timedelta(days=30)
+    receipt_reminder_before: timedelta = timedelta(days=3)
+    supplier_answer_period: timedelta = timedelta(days=5)
+    answer_reminder_before: timedelta = timedelta(days=1)
+    auto_escalate_after: timedelta = timedelta(days=5)
+
+
+def start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class ProtectionStatus(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"  # dispatch seen before the funding (events crossed)
+    AWAITING_DISPATCH = "awaiting_dispatch"
+    AWAITING_RECEIPT = "awaiting_receipt"
+    DISPUTED = "disputed"  # the parties negotiate
+    ESCALATED = "escalated"  # customer service decides
+    RECEIPT_CONFIRMED = "receipt_confirmed"
+    DISPUTE_RESOLVED = "dispute_resolved"
+    CLOSED = "closed"
+
+
+class DisputeStatus(StrEnum):
+    OPEN = "open"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
+
+
+ACTIVE = (DisputeStatus.OPEN, DisputeStatus.ESCALATED)
+
+
+class Resolution(BaseModel):
+    outcome: DisputeOutcome
+    refund_amount: int
+    decided_by: Literal["agreement", "agent"]
+    agent_id: str | None = None
+    reason: str = ""
+    resolved_at: datetime
+
+
+class Dispute(BaseModel):
+    dispute_id: str
+    status: DisputeStatus
+    reason: DisputeReason
+    requested: RequestedOutcome
+    disputed_amount: int
+    description: str
+    evidence: list[Evidence]
+    opened_at: datetime
+    answer_due_at: datetime
+    auto_escalate_at: datetime
+    answer: DisputeAnswer | None = None
+    counter_amount: int | None = None
+    answer_message: str = ""
+    answered_at: datetime | None = None
+    escalated_at: datetime | None = None
+    escalated_by: str | None = None
+    resolution: Resolution | None = None
+    withdrawn_at: datetime | None = None
+
+    @property
+    def counter_offer_stands(self) -> bool:
+        return self.status is DisputeStatus.OPEN and self.answer is DisputeAnswer.COUNTER_OFFER
+
+
+class BuyerProtection(Aggregate):
+    currency: str | None = None
+    paid_amount: int | None = None
+    ship_date: date | None = None
+    carrier: Carrier | None = None
+    tracking_number: str | None = None
+    dispute_opens_at: datetime | None = None
+    auto_confirm_at: datetime | None = None
+    auto_confirm_remaining: timedelta | None = None  # while a dispute stops the clock
+    receipt_confirmed_at: datetime | None = None
+    receipt_confirmed_by: Literal["buyer", "automatic"] | None = None
+    dispute: Dispute | None = None
+    closed_at: datetime | None = None
+    closed_because: str | None = None
+
+    @computed_field  # stored with the state, so the escalated queue is a query on it
+    @property
+    def status(self) -> ProtectionStatus:
+        if self.closed_at is not None:
+            return ProtectionStatus.CLOSED
+        if self.receipt_confirmed_at is not None:
+            return ProtectionStatus.RECEIPT_CONFIRMED
+        if self.dispute is not None and self.dispute.status is not DisputeStatus.WITHDRAWN:
+            return {DisputeStatus.OPEN: ProtectionStatus.DISPUTED,
+                    DisputeStatus.ESCALATED: ProtectionStatus.ESCALATED,
+                    DisputeStatus.RESOLVED: ProtectionStatus.DISPUTE_RESOLVED}[self.dispute.status]
+        if self.ship_date is not None:
+            return ProtectionStatus.AWAITING_RECEIPT
+        if self.paid_amount is not None:
+            return ProtectionStatus.AWAITING_DISPATCH
+        return ProtectionStatus.AWAITING_PAYMENT
+
+    @classmethod
+    def start(cls, order_id: str, parties: Parties) -> BuyerProtection:
+        return cls(order_id=order_id, parties=parties)
+
+    # --- following the trade -------------------------------------------------------------
+
+    def record_funding(self, amount: int, currency: str, now: datetime) -> None:
+        if self.paid_amount is not None:
+            return
+        self.paid_amount, self.currency = amount, currency
+        self.note(now, "escrow funded", amount=amount, currency=currency)
+
+    def record_dispatch(self, ship_date: date, carrier: Carrier, tracking_number: str,
+                        now: datetime, *, periods: Periods) -> None:
+        if self.ship_date is not None:
+            return
+        if self.closed_at is not None:
+            self.note(now, "shipment dispatched after the order closed; ignored",
+                      ship_date=ship_date.isoformat())
+            return
+        self.ship_date, self.carrier, self.tracking_number = ship_date, carrier, tracking_number
+        self.dispute_opens_at = start_of_day(ship_date) + periods.dispute_opens_after
+        self._schedule_auto_confirm(start_of_day(ship_date) + periods.receipt_auto_confirm_after,
+                                    now, periods)
+        self.note(now, "shipment dispatched", ship_date=ship_date.isoformat(), carrier=carrier,
+                  tracking_number=tracking_number,
+                  dispute_opens_at=self.dispute_opens_at.isoformat(),
+                  auto_confirm_at=self.auto_confirm_at.isoformat())
+
+    def close(self, because: str, now: datetime) -> None:
+        """The order is over (cancelled, closed, or never shipped): nothing is due any more."""
+        if self.closed_at is not None:
+            return
+        self.closed_at, self.closed_because = now, because
+        self.deadlines.clear()
+        self.note(now, "closed", because=because)
+
+    # --- receipt -------------------------------------------------------------------------
+
+    def confirm_receipt(self, actor: Actor, now: datetime) -> None:
+        self._require(actor, Role.BUYER, doing="confirm receipt")
+        self.run_due_deadlines(now)
+        if self.receipt_confirmed_at is not None:
+            return
+        self._require_open("confirm receipt")
+        if self.ship_date is None:
+            raise DomainError("the supplier has not dispatched the order yet; receipt can be "
+                              "confirmed once it has been shipped")
+        if self.dispute is not None and self.dispute.status in ACTIVE:
+            raise DomainError("a dispute is open on this order; withdraw the dispute to confirm "
+                              "receipt, or wait for its outcome")
+        if self.dispute is not None and self.dispute.status is DisputeStatus.RESOLVED:
+            raise DomainError("the dispute on this order was resolved and its outcome settles "
+                              "the escrow; there is no receipt to confirm")
+        self._confirm_receipt("buyer", now)
+
+    def _confirm_receipt(self, by: Literal["buyer", "automatic"], now: datetime) -> None:
+        self.receipt_confirmed_at, self.receipt_confirmed_by = now, by
+        self.auto_confirm_remaining = None
+        self._drop(*RECEIPT_DEADLINES)
+        self.record(ReceiptConfirmed(order_id=self.order_id, parties=self.parties,
+                                     confirmed_by=by), now)
+
+    def _schedule_auto_confirm(self, at: datetime, now: datetime, periods: Periods) -> None:
+        self.auto_confirm_at = at
+        self.deadlines[RECEIPT_AUTO_CONFIRM] = at
+        self.deadlines[RECEIPT_REMINDER] = max(now, at - periods.receipt_reminder_before)
+
+    # --- the dispute ---------------------------------------------------------------------
+
+    def open_dispute(self, actor: Actor, dispute_id: str, reason: DisputeReason,
+                     requested: RequestedOutcome, amount: int | None, description: str,
+                     evidence: list[Evidence], now: datetime, *, periods: Periods) -> None:
+        self._require(actor, Role.BUYER, doing="open a dispute")
+        self.run_due_deadlines(now)
+        if self.dispute is not None:
+            if self.dispute.status is DisputeStatus.OPEN and self._same_dispute(
+                    reason, requested, amount, description):
+                return
+            raise DomainError(f"this order already has a dispute ({self.dispute.status}, opened "
+                              f"{self.dispute.opened_at:%Y-%m-%d %H:%M} UTC); an order can have "
+                              "only one dispute")
+        if self.receipt_confirmed_at is not None:
+            raise DomainError(f"too late: receipt was confirmed ({self.receipt_confirmed_by}) on "
+                              f"{self.receipt_confirmed_at:%Y-%m-%d %H:%M} UTC; a dispute can be "
+                              "opened only until receipt is confirmed")
+        self._require_open("open a dispute")
+        if self.ship_date is None or self.dispute_opens_at is None:
+            raise DomainError("the order has not been dispatched yet; a dispute can be opened "
+                              "from some days after the ship date")
+        if now < self.dispute_opens_at:
+            raise DomainError(f"too early: a dispute can be opened from "
+                              f"{self.dispute_opens_at:%Y-%m-%d %H:%M} UTC (after the ship date "
+                              f"{self.ship_date.isoformat()}); until then, message the supplier")
+        if self.paid_amount is None or self.currency is None:
+            raise DomainError("the payment of this order is not recorded yet; try again shortly")
+        disputed = self._disputed_amount(requested, amount)
+        self._check_evidence(evidence)
+        assert self.auto_confirm_at is not None
+        self.auto_confirm_remaining = self.auto_confirm_at - now
+        self.auto_confirm_at = None
+        self._drop(*RECEIPT_DEADLINES)
+        answer_due_at = now + periods.supplier_answer_period
+        self.dispute = Dispute(
+            dispute_id=dispute_id, status=DisputeStatus.OPEN, reason=reason, requested=requested,
+            disputed_amount=disputed, description=description, evidence=evidence, opened_at=now,
+            answer_due_at=answer_due_at,
+            auto_escalate_at=answer_due_at + periods.auto_escalate_after)
+        self.deadlines[ANSWER_REMINDER] = max(now, answer_due_at - periods.answer_reminder_before)
+        self.deadlines[ANSWER_DUE] = answer_due_at
+        self.deadlines[AUTO_ESCALATE] = self.dispute.auto_escalate_at
+        self.record(DisputeOpened(
+            order_id=self.order_id, parties=self.parties, dispute_id=dispute_id, reason=reason,
+            requested=requested, disputed_amount=disputed, currency=self.currency,
+            description=description, evidence=evidence, answer_due_at=answer_due_at), now)
+
+    def _disputed_amount(self, requested: RequestedOutcome, amount: int | None) -> int:
+        assert self.paid_amount is not None and self.currency is not None
+        paid = self._money(self.paid_amount)
+        if requested is RequestedOutcome.FULL_REFUND:
+            if amount is not None and amount != self.paid_amount:
+                raise InvalidRequest(f"a full refund is the paid amount ({paid}); leave the "
+                                     "amount out, or request a partial refund", field="amount")
+            return self.paid_amount
+        if amount is None:
+            raise InvalidRequest("a partial refund needs the amount you want back", field="amount")
+        if amount <= 0:
+            raise InvalidRequest("the amount must be above zero", field="amount")
+        if amount > self.paid_amount:
+            raise InvalidRequest(f"the amount is more than was paid ({paid})", field="amount")
+        if amount == self.paid_amount:
+            raise InvalidRequest(f"that is everything that was paid ({paid}); request a full "
+                                 "refund instead", field="amount")
+        return amount
+
+    @staticmethod
+    def _check_evidence(evidence: list[Evidence]) -> None:
+        attachments = sum(1 for e in evidence if e.kind == "attachment")
+        if attachments > MAX_ATTACHMENTS_PER_DISPUTE:
+            raise InvalidRequest(f"at most {MAX_ATTACHMENTS_PER_DISPUTE} attachments per dispute",
+                                 field="evidence")
+        if len(evidence) - attachments > MAX_LINKS_PER_DISPUTE:
+            raise InvalidRequest(f"at most {MAX_LINKS_PER_DISPUTE} links per dispute",
+                                 field="evidence")
+
+    def _same_dispute(self, reason: DisputeReason, requested: RequestedOutcome,
+                      amount: int | None, description: str) -> bool:
+        d = self.dispute
+        assert d is not None
+        return (d.reason, d.requested, d.description) == (reason, requested, description) and (
+            amount is None or amount == d.disputed_amount)
+
+    def answer_dispute(self, actor: Actor, answer: DisputeAnswer, counter_amount: int | None,
+                       message: str, now: datetime, *, periods: Periods) -> None:
+        self._require(actor, Role.SUPPLIER, doing="answer the dispute")
+        self.run_due_deadlines(now)
+        dispute = self._dispute()
+        if dispute.answer is answer and dispute.counter_amount == counter_amount:
+            return
+        if answer is DisputeAnswer.COUNTER_OFFER:
+            if counter_amount is None:
+                raise InvalidRequest("a counter-offer needs the amount you offer to refund",
+                                     field="amount")
+            if not 0 < counter_amount < dispute.disputed_amount:
+                raise InvalidRequest(f"a counter-offer must be above zero and below the disputed "
+                                     f"amount ({self._money(dispute.disputed_amount)})",
+                                     field="amount")
+        elif counter_amount is not None:
+            raise InvalidRequest("only a counter-offer carries an amount", field="amount")
+        self._require_negotiating(dispute, "answer the dispute")
+        if dispute.answer is not None and answer is not DisputeAnswer.ACCEPT:
+            raise DomainError(f"you already answered '{dispute.answer}'; you may still accept the "
+                              "buyer's request, otherwise the buyer accepts, withdraws or escalates")
+        dispute.answer, dispute.counter_amount = answer, counter_amount
+        dispute.answer_message, dispute.answered_at = message, now
+        self._drop(ANSWER_REMINDER, ANSWER_DUE)
+        self.record(DisputeAnswered(order_id=self.order_id, parties=self.parties,
+                                    dispute_id=dispute.dispute_id, answer=answer,
+                                    counter_amount=counter_amount, message=message), now)
+        if answer is DisputeAnswer.ACCEPT:
+            full = dispute.requested is RequestedOutcome.FULL_REFUND
+            outcome = DisputeOutcome.FULL_REFUND if full else DisputeOutcome.PARTIAL_REFUND
+            self._resolve(outcome, dispute.disputed_amount, "agreement", now)
+        else:
+            dispute.auto_escalate_at = max(dispute.auto_escalate_at,
+                                           now + periods.auto_escalate_after)
+            self.deadlines[AUTO_ESCALATE] = dispute.auto_escalate_at
+
+    def accept_counter_offer(self, actor: Actor, now: datetime) -> None:
+        self._require(actor, Role.BUYER, doing="accept a counter-offer")
+        self.run_due_deadlines(now)
+        dispute = self._dispute()
+        resolution = dispute.resolution
+        if (resolution is not None and resolution.decided_by == "agreement"
+                and dispute.answer is DisputeAnswer.COUNTER_OFFER):
+            return
+        self._require_negotiating(dispute, "accept a counter-offer")
+        if not dispute.counter_offer_stands:
+            raise DomainError("the supplier has made no counter-offer to accept")
+        assert dispute.counter_amount is not None
+        self._resolve(DisputeOutcome.PARTIAL_REFUND, dispute.counter_amount, "agreement", now)
+
+    def withdraw_dispute(self, actor: Actor, now: datetime, *, periods: Periods) -> None:
+        self._require(actor, Role.BUYER, doing="withdraw the dispute")
+        self.run_due_deadlines(now)
+        dispute = self._dispute()
+        if dispute.status is DisputeStatus.WITHDRAWN:
+            return
+        self._require_active(dispute, "withdraw the dispute")
+        dispute.status, dispute.withdrawn_at = DisputeStatus.WITHDRAWN, now
+        self._drop(*DISPUTE_DEADLINES)
+        remaining = self.auto_confirm_remaining
+        assert remaining is not None
+        self.auto_confirm_remaining = None
+        self._schedule_auto_confirm(now + remaining, now, periods)
+        self.record(DisputeWithdrawn(order_id=self.order_id, parties=self.parties,
+                                     dispute_id=dispute.dispute_id), now)
+
+    def escalate_dispute(self, actor: Actor, now: datetime) -> None:
+        role = self._require(actor, Role.BUYER, Role.SUPPLIER, doing="escalate the dispute")
+        self.run_due_deadlines(now)
+        dispute = self._dispute()
+        if dispute.status is DisputeStatus.ESCALATED:
+            return
+        self._require_negotiating(dispute, "escalate the dispute")
+        if dispute.answer is None and now < dispute.answer_due_at:
+            raise DomainError(f"the supplier has until {dispute.answer_due_at:%Y-%m-%d %H:%M} UTC "
+                              "to answer; the dispute can be escalated after a reject, while a "
+                              "counter-offer stands, or once that deadline has passed")
+        self._escalate(role, now)
+
+    def _escalate(self, by: Role | Literal["automatic"], now: datetime) -> None:
+        dispute = self._dispute()
+        dispute.status, dispute.escalated_at, dispute.escalated_by = (
+            DisputeStatus.ESCALATED, now, str(by))
+        self._drop(*DISPUTE_DEADLINES)
+        self.record(DisputeEscalated(order_id=self.order_id, parties=self.parties,
+                                     dispute_id=dispute.dispute_id, escalated_by=by), now)
+
+    def decide_dispute(self, actor: Actor, outcome: DisputeOutcome, refund_amount: int | None,
+                       reason: str, now: datetime) -> None:
+        self._require(actor, Role.AGENT, doing="decide a dispute")
+        self.run_due_deadlines(now)
+        dispute = self._dispute()
+        refund = self._decided_refund(dispute, outcome, refund_amount)
+        resolution = dispute.resolution
+        if (resolution is not None and resolution.decided_by == "agent"
+                and (resolution.outcome, resolution.refund_amount) == (outcome, refund)):
+            return
+        if not reason.strip():
+            raise InvalidRequest("give the reason for the decision", field="reason")
+        self._require_active(dispute, "decide the dispute")
+        if dispute.status is not DisputeStatus.ESCALATED:
+            raise DomainError("the dispute has not been escalated; the buyer and supplier are "
+                              "still negotiating")
+        self._resolve(outcome, refund, "agent", now, agent_id=actor.party_id, reason=reason)
+
+    def _decided_refund(self, dispute: Dispute, outcome: DisputeOutcome,
+                        refund_amount: int | None) -> int:
+        held = dispute.disputed_amount
+        if outcome is DisputeOutcome.PARTIAL_REFUND:
+            if refund_amount is None or not 0 < refund_amount < held:
+                raise InvalidRequest(f"a partial refund must be above zero and below the disputed "
+                                     f"amount ({self._money(held)})", field="refund_amount")
+            return refund_amount
+        refund = held if outcome is DisputeOutcome.FULL_REFUND else 0
+        if refund_amount is not None and refund_amount != refund:
+            raise InvalidRequest(f"a {outcome} refunds {self._money(refund)}; leave "
+                                 "refund_amount out",
+                                 field="refund_amount")
+        return refund
+
+    def _resolve(self, outcome: DisputeOutcome, refund: int,
+                 decided_by: Literal["agreement", "agent"], now: datetime, *,
+                 agent_id: str | None = None, reason: str = "") -> None:
+        dispute = self._dispute()
+        assert self.currency is not None
+        dispute.status = DisputeStatus.RESOLVED
+        dispute.resolution = Resolution(outcome=outcome, refund_amount=refund, decided_by=decided_by,
+                                        agent_id=agent_id, reason=reason, resolved_at=now)
+        self.auto_confirm_remaining = None
+        self._drop(*DISPUTE_DEADLINES)
+        self.record(DisputeResolved(order_id=self.order_id, parties=self.parties,
+                                    dispute_id=dispute.dispute_id, outcome=outcome,
+                                    refund_amount=refund, currency=self.currency,
+                                    decided_by=decided_by, agent_id=agent_id, reason=reason), now)
+
+    # --- deadlines -----------------------------------------------------------------------
+
+    def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
+        if kind in RECEIPT_DEADLINES:
+            if self.status is not ProtectionStatus.AWAITING_RECEIPT or self.auto_confirm_at is None:
+                return
+            if kind == RECEIPT_AUTO_CONFIRM:
+                self._confirm_receipt("automatic", now)
+            elif now < self.auto_confirm_at:
+                self.record(ReceiptAutoConfirmSoon(order_id=self.order_id, parties=self.parties,
+                                                   auto_confirm_at=self.auto_confirm_at), now)
+            return
+        dispute = self.dispute
+        if dispute is None or dispute.status is not DisputeStatus.OPEN:
+            return
+        if kind == AUTO_ESCALATE:
+            self._escalate("automatic", now)
+        elif kind == ANSWER_REMINDER and dispute.answer is None:
+            self.record(DisputeAnswerDueSoon(order_id=self.order_id, parties=self.parties,
+                                             dispute_id=dispute.dispute_id,
+                                             answer_due_at=dispute.answer_due_at), now)
+        elif kind == ANSWER_DUE and dispute.answer is None:
+            self._drop(ANSWER_REMINDER)
+            self.note(now, "dispute answer overdue", answer_due_at=due.isoformat(),
+                      may_escalate="buyer or supplier")
+
+    # --- rules ---------------------------------------------------------------------------
+
+    def may_read(self, actor: Actor) -> bool:
+        return actor.role in (Role.AGENT, Role.SERVICE) or actor.party_id in (
+            self.parties.buyer.party_id, self.parties.supplier.party_id)
+
+    def _require(self, actor: Actor, *roles: Role, doing: str) -> Role:
+        """The role in which the actor acts on this order, if it is one of ``roles``."""
+        for role in roles:
+            if role is Role.AGENT:
+                if actor.role is Role.AGENT:
+                    return role
+                continue
+            party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
+            if actor.role in (role, Role.SERVICE) and actor.party_id == party.party_id:
+                return role
+        who = " or ".join("a customer-service agent" if r is Role.AGENT else f"this order's {r}"
+                          for r in roles)
+        raise NotPermitted(f"only {who} may {doing}")
+
+    def _require_open(self, doing: str) -> None:
+        if self.closed_at is not None:
+            raise DomainError(f"cannot {doing}: the order is closed ({self.closed_because})")
+
+    def _dispute(self) -> Dispute:
+        if self.dispute is None:
+            raise DomainError("this order has no dispute")
+        return self.dispute
+
+    def _require_active(self, dispute: Dispute, doing: str) -> None:
+        if dispute.status is DisputeStatus.RESOLVED:
+            assert dispute.resolution is not None
+            by = ("by agreement" if dispute.resolution.decided_by == "agreement"
+                  else "by customer service")
+            raise DomainError(f"cannot {doing}: the dispute was decided {by} "
+                              f"({dispute.resolution.outcome}, refund "
+                              f"{self._money(dispute.resolution.refund_amount)}); "
+                              "the decision is final")
+        if dispute.status is DisputeStatus.WITHDRAWN:
+            raise DomainError(f"cannot {doing}: the buyer withdrew the dispute")
+        self._require_open(doing)
+
+    def _require_negotiating(self, dispute: Dispute, doing: str) -> None:
+        self._require_active(dispute, doing)
+        if dispute.status is DisputeStatus.ESCALATED:
+            raise DomainError(f"cannot {doing}: the dispute was escalated to customer service "
+                              f"({dispute.escalated_by}) and an agent decides it now")
+
+    def _money(self, amount: int) -> str:
+        assert self.currency is not None
+        return Money(amount=amount, currency=self.currency).display()
+
+    def _drop(self, *kinds: str) -> None:
+        for kind in kinds:
+            self.deadlines.pop(kind, None)

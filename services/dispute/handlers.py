@@ -1,0 +1,215 @@
+"""The dispute service's use cases: one function per actor command, one handler per event."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.contracts.envelope import Envelope, TradeEvent
+from shared.contracts.events import (
+    DispatchDeadlineMissed,
+    DisputeAnswer,
+    EscrowFunded,
+    OrderCancelled,
+    OrderClosed,
+    ShipmentDispatched,
+)
+from shared.contracts.parties import Role
+from shared.contracts.trade import DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
+from shared.infra.auth import Actor
+from shared.infra.errors import NotFound, NotPermitted
+from shared.infra.runner import AggregateRunner
+from services.dispute.attachments import (
+    Attachment,
+    AttachmentStore,
+    InMemoryAttachmentStore,
+    Upload,
+    decode_attachment,
+)
+from services.dispute.domain import BuyerProtection, Dispute, ProtectionStatus
+from services.dispute.settings import DisputeSettings
+
+Change = Callable[[BuyerProtection, datetime], None]
+
+
+def _changed(protection: BuyerProtection, change: Change, now: datetime) -> BuyerProtection | None:
+    """Apply ``change``; the protection to save, or ``None`` when it was a no-op (every
+    change of state leaves a line in the history)."""
+    before = len(protection.history)
+    change(protection, now)
+    return protection if len(protection.history) != before else None
+
+
+class DisputeService:
+    def __init__(self, runner: AggregateRunner[BuyerProtection],
+                 attachments: AttachmentStore | InMemoryAttachmentStore,
+                 settings: DisputeSettings) -> None:
+        self.runner = runner
+        self.attachments = attachments
+        self.periods = settings.periods()
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def confirm_receipt(self, actor: Actor, order_id: str,
+                              correlation_id: str | None = None) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.confirm_receipt(actor, now),
+                               correlation_id)
+
+    async def open_dispute(self, actor: Actor, order_id: str, reason: DisputeReason,
+                           requested: RequestedOutcome, amount: int | None, description: str,
+                           evidence: list[Evidence | Upload],
+                           correlation_id: str | None = None) -> BuyerProtection:
+        """Files are checked, then the opening is tried on the current state, and only if it
+        would be accepted are the files stored, before the dispute that references them."""
+        now = self.runner.clock.now()
+        files: list[Attachment] = []
+        items: list[Evidence] = []
+        for i, item in enumerate(evidence):
+            if isinstance(item, Upload):
+                files.append(decode_attachment(order_id, item, uploaded_by=actor.party_id,
+                                               uploaded_at=now, field=f"evidence.{i}"))
+                items.append(files[-1].evidence())
+            else:
+                items.append(item)
+        dispute_id = f"dsp_{uuid.uuid4().hex[:24]}"
+
+        def open_(p: BuyerProtection, at: datetime) -> None:
+            p.open_dispute(actor, dispute_id, reason, requested, amount, description, items, at,
+                           periods=self.periods)
+
+        if files:
+            open_(await self._load(order_id), now)
+            for file in files:
+                await self.attachments.save(file)
+        return await self._act(order_id, open_, correlation_id)
+
+    async def answer_dispute(self, actor: Actor, order_id: str, answer: DisputeAnswer,
+                             amount: int | None, message: str,
+                             correlation_id: str | None = None) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.answer_dispute(
+            actor, answer, amount, message, now, periods=self.periods), correlation_id)
+
+    async def accept_counter_offer(self, actor: Actor, order_id: str,
+                                   correlation_id: str | None = None) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.accept_counter_offer(actor, now),
+                               correlation_id)
+
+    async def withdraw_dispute(self, actor: Actor, order_id: str,
+                               correlation_id: str | None = None) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.withdraw_dispute(
+            actor, now, periods=self.periods), correlation_id)
+
+    async def escalate_dispute(self, actor: Actor, order_id: str,
+                               correlation_id: str | None = None) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.escalate_dispute(actor, now),
+                               correlation_id)
+
+    async def decide_dispute(self, actor: Actor, order_id: str, outcome: DisputeOutcome,
+                             refund_amount: int | None, reason: str,
+                             correlation_id: str | None = None) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.decide_dispute(
+            actor, outcome, refund_amount, reason, now), correlation_id)
+
+    async def _act(self, order_id: str, change: Change,
+                   correlation_id: str | None) -> BuyerProtection:
+        def action(p: BuyerProtection | None, now: datetime) -> BuyerProtection | None:
+            if p is None:
+                raise _no_protection(order_id)
+            return _changed(p, change, now)
+
+        saved = await self.runner.execute(order_id, action, correlation_id=correlation_id)
+        return saved or await self._load(order_id)
+
+    # --- queries -------------------------------------------------------------------------
+
+    async def get(self, actor: Actor, order_id: str) -> BuyerProtection:
+        protection = await self._load(order_id)
+        if not protection.may_read(actor):
+            raise NotPermitted("only the order's buyer, its supplier or customer service may "
+                               "see its buyer protection")
+        return protection
+
+    async def get_dispute(self, actor: Actor, order_id: str) -> tuple[BuyerProtection, Dispute]:
+        protection = await self.get(actor, order_id)
+        if protection.dispute is None:
+            raise NotFound(f"order {order_id} has no dispute")
+        return protection, protection.dispute
+
+    async def attachment(self, actor: Actor, order_id: str, attachment_id: str) -> Attachment:
+        """Only files that are evidence of the order's dispute are served."""
+        _, dispute = await self.get_dispute(actor, order_id)
+        file = None
+        if any(e.attachment_id == attachment_id for e in dispute.evidence):
+            file = await self.attachments.load(attachment_id)
+        if file is None or file.order_id != order_id:
+            raise NotFound(f"the dispute of order {order_id} has no attachment {attachment_id}")
+        return file
+
+    async def escalated(self, actor: Actor) -> list[BuyerProtection]:
+        """Customer service's queue, oldest escalation first."""
+        actor.require(Role.AGENT)
+        queue = await self.runner.store.find({"status": ProtectionStatus.ESCALATED.value})
+        return sorted(queue, key=_escalated_at)
+
+    async def _load(self, order_id: str) -> BuyerProtection:
+        protection = await self.runner.get(order_id)
+        if protection is None:
+            raise _no_protection(order_id)
+        return protection
+
+    # --- one handler per consumed event ---------------------------------------------------
+
+    async def _follow(self, envelope: Envelope, event: TradeEvent, change: Change, *,
+                      start: bool) -> None:
+        """Apply ``change``; with ``start`` the protection is created if this is the first
+        event seen for the order (funding and dispatch may arrive in either order, they
+        come on different topics)."""
+        def action(p: BuyerProtection | None, now: datetime) -> BuyerProtection | None:
+            if p is None:
+                if not start:
+                    return None  # never paid: there is nothing to protect
+                p = BuyerProtection.start(event.order_id, event.parties)
+            return _changed(p, change, now)
+
+        await self.runner.execute(envelope.order_id, action, cause=envelope)
+
+    async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
+        await self._follow(envelope, event, lambda p, now: p.record_funding(
+            event.amount, event.currency, now), start=True)
+
+    async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:
+        await self._follow(envelope, event, lambda p, now: p.record_dispatch(
+            event.ship_date, event.carrier, event.tracking_number, now, periods=self.periods),
+            start=True)
+
+    async def on_order_cancelled(self, envelope: Envelope, event: OrderCancelled) -> None:
+        await self._follow(envelope, event, lambda p, now: p.close(event.event_type, now),
+                           start=False)
+
+    async def on_order_closed(self, envelope: Envelope, event: OrderClosed) -> None:
+        await self._follow(envelope, event, lambda p, now: p.close(
+            f"{event.event_type}: {event.reason}", now), start=False)
+
+    async def on_dispatch_deadline_missed(self, envelope: Envelope,
+                                          event: DispatchDeadlineMissed) -> None:
+        await self._follow(envelope, event, lambda p, now: p.close(event.event_type, now),
+                           start=False)
+
+    def event_handlers(self) -> dict:
+        return {
+            EscrowFunded: self.on_escrow_funded,
+            ShipmentDispatched: self.on_shipment_dispatched,
+            OrderCancelled: self.on_order_cancelled,
+            OrderClosed: self.on_order_closed,
+            DispatchDeadlineMissed: self.on_dispatch_deadline_missed,
+        }
+
+
+def _escalated_at(protection: BuyerProtection) -> datetime:
+    assert protection.dispute is not None and protection.dispute.escalated_at is not None
+    return protection.dispute.escalated_at
+
+
+def _no_protection(order_id: str) -> NotFound:
+    return NotFound(f"order {order_id} has no buyer protection; it starts when the order is paid")

@@ -2,6 +2,8 @@
 # Local runner for the project's real infrastructure, without Docker:
 #   Apache Kafka (KRaft, single node)   127.0.0.1:9092   (controller 9093)
 #   FerretDB (MongoDB wire, SQLite)     127.0.0.1:27017
+#   mongo-strict (mongo-java-server)    127.0.0.1:27018  (in memory; atomic single-document updates,
+#                                                         for the tests FerretDB v1 cannot back)
 #   mailbox.py (SMTP that keeps mail)   127.0.0.1:1025   (read-only inbox on http://127.0.0.1:8025)
 #
 # Usage: deploy/local/infra.sh up | down [--purge] | status | env [--export]
@@ -12,8 +14,9 @@
 # (override with ESCROW_RUN_DIR). `up` writes <repo>/.run/infra.env for clients.
 #
 # Environment overrides: INFRA_HOST (127.0.0.1), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# MONGO_PORT (27017), SMTP_PORT (1025), MAIL_HTTP_PORT (8025), KAFKA_HEAP_OPTS (-Xms256m -Xmx1g),
-# JAVA_HOME, INFRA_READY_TIMEOUT (120 s), FERRETDB_LOG_LEVEL (error).
+# MONGO_PORT (27017), MONGO_STRICT_PORT (27018), SMTP_PORT (1025), MAIL_HTTP_PORT (8025),
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx1g), MONGO_STRICT_HEAP_OPTS (-Xms64m -Xmx512m), JAVA_HOME,
+# INFRA_READY_TIMEOUT (120 s), FERRETDB_LOG_LEVEL (error).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +26,10 @@ PROG="deploy/local/infra.sh"
 # ---------------------------------------------------------------- versions (pinned)
 KAFKA_POM="$SCRIPT_DIR/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM" | head -n 1)"
+MONGO_STRICT_SRC="$SCRIPT_DIR/mongo-java-server"
+MONGO_STRICT_POM="$MONGO_STRICT_SRC/pom.xml"
+MONGO_STRICT_LAUNCHER="$MONGO_STRICT_SRC/src/main/java/EscrowMongoServer.java"
+MONGO_JAVA_SERVER_VERSION="$(sed -n 's:.*<mongo-java-server.version>\(.*\)</mongo-java-server.version>.*:\1:p' "$MONGO_STRICT_POM" | head -n 1)"
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 FERRETDB_VERSION="v1.24.2"
 JAVA_MIN=17
@@ -33,14 +40,17 @@ INFRA_HOST="${INFRA_HOST:-127.0.0.1}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 MONGO_PORT="${MONGO_PORT:-27017}"
+MONGO_STRICT_PORT="${MONGO_STRICT_PORT:-27018}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 MAIL_HTTP_PORT="${MAIL_HTTP_PORT:-8025}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+MONGO_STRICT_HEAP_OPTS="${MONGO_STRICT_HEAP_OPTS:--Xms64m -Xmx512m}"
 FERRETDB_LOG_LEVEL="${FERRETDB_LOG_LEVEL:-error}"
 INFRA_READY_TIMEOUT="${INFRA_READY_TIMEOUT:-120}"
 
 KAFKA_BOOTSTRAP="$INFRA_HOST:$KAFKA_PORT"
 MONGO_URL="mongodb://$INFRA_HOST:$MONGO_PORT/?directConnection=true"
+MONGO_STRICT_URL="mongodb://$INFRA_HOST:$MONGO_STRICT_PORT/?directConnection=true"
 MAIL_URL="http://$INFRA_HOST:$MAIL_HTTP_PORT"
 
 # ---------------------------------------------------------------- places
@@ -54,10 +64,12 @@ KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIB_DIR="$KAFKA_HOME/libs"
 FERRETDB_HOME="$CACHE_DIR/ferretdb-$FERRETDB_VERSION"
 FERRETDB_BIN="$FERRETDB_HOME/ferretdb"
+MONGO_STRICT_HOME="$CACHE_DIR/mongo-java-server-$MONGO_JAVA_SERVER_VERSION"
+MONGO_STRICT_LIB_DIR="$MONGO_STRICT_HOME/libs"
 
 if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA="java"; fi
 
-SERVERS=(kafka ferretdb mailbox)
+SERVERS=(kafka ferretdb mongo-strict mailbox)
 
 # ---------------------------------------------------------------- helpers
 say() { printf '%s\n' "$*"; }
@@ -77,6 +89,7 @@ marker_of() {
   case "$1" in
     kafka) echo "kafka.Kafka" ;;
     ferretdb) echo "ferretdb" ;;
+    mongo-strict) echo "EscrowMongoServer" ;;
     mailbox) echo "mailbox.py" ;;
   esac
 }
@@ -113,6 +126,7 @@ ports_of() {
   case "$1" in
     kafka) echo "$KAFKA_PORT:KAFKA_PORT $KAFKA_CONTROLLER_PORT:KAFKA_CONTROLLER_PORT" ;;
     ferretdb) echo "$MONGO_PORT:MONGO_PORT" ;;
+    mongo-strict) echo "$MONGO_STRICT_PORT:MONGO_STRICT_PORT" ;;
     mailbox) echo "$SMTP_PORT:SMTP_PORT $MAIL_HTTP_PORT:MAIL_HTTP_PORT" ;;
   esac
 }
@@ -121,6 +135,7 @@ checks_of() {  # wait_ready.py arguments for server $1
   case "$1" in
     kafka) echo "--check kafka kafka $KAFKA_BOOTSTRAP" ;;
     ferretdb) echo "--check ferretdb mongo $MONGO_URL" ;;
+    mongo-strict) echo "--check mongo-strict mongo $MONGO_STRICT_URL" ;;
     mailbox) echo "--check mailbox smtp $INFRA_HOST:$SMTP_PORT --check mailbox http $MAIL_URL/api/messages" ;;
   esac
 }
@@ -151,6 +166,9 @@ java_major() {
 
 kafka_cached() { [[ -f "$KAFKA_LIB_DIR/.complete" && "$(cat "$KAFKA_LIB_DIR/.complete")" == "$(sha256_of "$KAFKA_POM")" ]]; }
 ferretdb_cached() { [[ -x "$FERRETDB_BIN" ]]; }
+# the launcher is compiled from the repo, so its cache is keyed by the pom and the source
+mongo_strict_fingerprint() { cat "$MONGO_STRICT_POM" "$MONGO_STRICT_LAUNCHER" | sha256_of /dev/stdin; }
+mongo_strict_cached() { [[ -f "$MONGO_STRICT_LIB_DIR/.complete" && "$(cat "$MONGO_STRICT_LIB_DIR/.complete")" == "$(mongo_strict_fingerprint)" ]]; }
 
 check_prereqs() {
   local missing=()
@@ -158,7 +176,7 @@ check_prereqs() {
   have apt-get && apt_hint=1
 
   if ! have "$JAVA"; then
-    missing+=("java (Java runtime >= $JAVA_MIN, runs the Kafka broker) — install it with: ${apt_hint:+apt-get install openjdk-17-jre-headless, or }any JDK/JRE >= $JAVA_MIN; set JAVA_HOME to use one that is not on PATH")
+    missing+=("java (Java runtime >= $JAVA_MIN, runs the Kafka broker and mongo-strict) — install it with: ${apt_hint:+apt-get install openjdk-17-jre-headless, or }any JDK/JRE >= $JAVA_MIN; set JAVA_HOME to use one that is not on PATH")
   else
     local jm; jm="$(java_major)"
     if [[ ! "$jm" =~ ^[0-9]+$ ]] || ((jm < JAVA_MIN)); then
@@ -168,6 +186,8 @@ check_prereqs() {
 
   if ! kafka_cached && ! have mvn; then
     missing+=("mvn (Apache Maven >= 3.6, fetches the Kafka $KAFKA_VERSION jars once into $KAFKA_LIB_DIR) — install it with: ${apt_hint:+apt-get install maven, or }an Apache Maven release on PATH")
+  elif ! mongo_strict_cached && ! have mvn; then
+    missing+=("mvn (Apache Maven >= 3.6, builds mongo-java-server $MONGO_JAVA_SERVER_VERSION's launcher once into $MONGO_STRICT_LIB_DIR) — install it with: ${apt_hint:+apt-get install maven, or }an Apache Maven release on PATH")
   fi
 
   if ! ferretdb_cached; then
@@ -265,6 +285,33 @@ build_ferretdb() {
   say "  built in $(secs_since "$t0")"
 }
 
+build_mongo_strict() {
+  mongo_strict_cached && return 0
+  lock_cache
+  mongo_strict_cached && return 0
+  local t0 work log
+  t0="$(now_ms)"
+  work="$MONGO_STRICT_HOME/build.$$"
+  log="$LOG_DIR/build-mongo-strict.log"
+  say "Building the mongo-java-server $MONGO_JAVA_SERVER_VERSION launcher with Maven into $MONGO_STRICT_LIB_DIR (first time only)..."
+  rm -rf "$work" && mkdir -p "$work/src"
+  # build outside the repo: Maven writes nothing into the work tree
+  cp "$MONGO_STRICT_POM" "$work/src/pom.xml"
+  mkdir -p "$work/src/src/main/java"
+  cp "$MONGO_STRICT_LAUNCHER" "$work/src/src/main/java/"
+  if ! (cd "$work/src" && mvn -B -q -Dstyle.color=never package "-Dmongo.libdir=$work/libs") >"$log" 2>&1; then
+    rm -rf "$work"
+    die "Maven could not build the mongo-java-server launcher; read $log"
+  fi
+  [[ -f "$work/libs/mongo-java-server-core-$MONGO_JAVA_SERVER_VERSION.jar" && -f "$work/libs/escrow-mongo-server-1.jar" ]] \
+    || { rm -rf "$work"; die "Maven ran but $work/libs lacks the launcher or mongo-java-server-core-$MONGO_JAVA_SERVER_VERSION.jar; read $log"; }
+  rm -rf "$MONGO_STRICT_LIB_DIR"
+  mv "$work/libs" "$MONGO_STRICT_LIB_DIR"
+  mongo_strict_fingerprint >"$MONGO_STRICT_LIB_DIR/.complete"
+  rm -rf "$work"
+  say "  $(find "$MONGO_STRICT_LIB_DIR" -name '*.jar' | wc -l | tr -d ' ') jars in $(secs_since "$t0")"
+}
+
 # ---------------------------------------------------------------- start
 launch() {  # launch NAME CMD...: detached (own session), output appended to its log, pid file written
   local name="$1"; shift
@@ -335,6 +382,13 @@ start_ferretdb() {
     "--log-level=$FERRETDB_LOG_LEVEL"
 }
 
+start_mongo-strict() {
+  local heap=()
+  read -r -a heap <<<"$MONGO_STRICT_HEAP_OPTS"
+  launch mongo-strict "$JAVA" "${heap[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -cp "$MONGO_STRICT_LIB_DIR/*" EscrowMongoServer "$MONGO_STRICT_PORT" "$INFRA_HOST"
+}
+
 start_mailbox() {
   mkdir -p "$RUN_DIR/mail"
   launch mailbox "$VENV_PY" -u "$SCRIPT_DIR/mailbox.py" --dir "$RUN_DIR/mail" --host "$INFRA_HOST" \
@@ -356,6 +410,7 @@ write_env_file() {
     echo "# Written by $PROG up at $(date '+%Y-%m-%dT%H:%M:%S%z'); removed by '$PROG down'."
     echo "KAFKA_BOOTSTRAP_SERVERS=$(env_value "$KAFKA_BOOTSTRAP")"
     echo "MONGODB_URL=$(env_value "$MONGO_URL")"
+    echo "MONGODB_STRICT_URL=$(env_value "$MONGO_STRICT_URL")"
     echo "SMTP_HOST=$(env_value "$INFRA_HOST")"
     echo "SMTP_PORT=$(env_value "$SMTP_PORT")"
     echo "MAILBOX_DIR=$(env_value "$RUN_DIR/mail")"
@@ -394,6 +449,7 @@ cmd_up() {
       case "$name" in
         kafka) build_kafka ;;
         ferretdb) build_ferretdb ;;
+        mongo-strict) build_mongo_strict ;;
       esac
     done
   elif [[ ! -x "$VENV_PY" ]]; then
@@ -422,8 +478,9 @@ cmd_up() {
   say "Infrastructure is up (infra.sh up took $(secs_since "$t0")):"
   say "  Kafka $KAFKA_VERSION (KRaft)   $KAFKA_BOOTSTRAP   data $(rel "$RUN_DIR/kafka/data")"
   say "  FerretDB $FERRETDB_VERSION   $MONGO_URL   data $(rel "$RUN_DIR/ferretdb")"
+  say "  mongo-strict (mongo-java-server $MONGO_JAVA_SERVER_VERSION)   $MONGO_STRICT_URL   data in memory only"
   say "  mailbox (SMTP)        $INFRA_HOST:$SMTP_PORT   mail $(rel "$RUN_DIR/mail")   inbox $MAIL_URL/"
-  say "  logs   $LOG_DIR/{kafka,ferretdb,mailbox}.log"
+  say "  logs   $LOG_DIR/{kafka,ferretdb,mongo-strict,mailbox}.log"
   say "  env    $ENV_FILE   (print it with '$PROG env'; load it with: set -a; . $(rel "$ENV_FILE"); set +a)"
   say "  cache  $CACHE_DIR"
 }
@@ -478,6 +535,7 @@ cmd_down() {
   fi
   lock_run_dir
   stop_server mailbox 10
+  stop_server mongo-strict 15
   stop_server ferretdb 15
   stop_server kafka 60
   rm -f "$ENV_FILE"
@@ -495,11 +553,11 @@ cmd_status() {
   local name all_up=1 args=() c
   for name in "${SERVERS[@]}"; do
     if is_running "$name"; then
-      printf '%-9s running  pid %-8s log %s\n' "$name" "$(pid_of "$name")" "$(rel "$LOG_DIR/$name.log")"
+      printf '%-12s running  pid %-8s log %s\n' "$name" "$(pid_of "$name")" "$(rel "$LOG_DIR/$name.log")"
       read -r -a c <<<"$(checks_of "$name")"
       args+=("${c[@]}")
     else
-      printf '%-9s stopped\n' "$name"
+      printf '%-12s stopped\n' "$name"
       all_up=""
     fi
   done
@@ -512,7 +570,7 @@ cmd_status() {
       all_up=""
     fi
   fi
-  say "cache: $CACHE_DIR  (kafka $KAFKA_VERSION: $(kafka_cached && echo built || echo 'not built'); ferretdb $FERRETDB_VERSION: $(ferretdb_cached && echo built || echo 'not built'))"
+  say "cache: $CACHE_DIR  (kafka $KAFKA_VERSION: $(kafka_cached && echo built || echo 'not built'); ferretdb $FERRETDB_VERSION: $(ferretdb_cached && echo built || echo 'not built'); mongo-java-server $MONGO_JAVA_SERVER_VERSION: $(mongo_strict_cached && echo built || echo 'not built'))"
   [[ -f "$ENV_FILE" ]] && say "env:   $ENV_FILE"
   if [[ -n "$all_up" ]]; then say "all up"; return 0; fi
   say "not all up"
@@ -532,20 +590,23 @@ usage() {
   cat <<EOF
 Usage: $PROG COMMAND
 
-  up              build what is missing (once, into $CACHE_DIR), start Kafka, FerretDB and
-                  the mailbox detached, wait until each answers a client, write .run/infra.env
+  up              build what is missing (once, into $CACHE_DIR), start Kafka, FerretDB,
+                  mongo-strict and the mailbox detached (servers already running are left
+                  alone), wait until each answers a client, write .run/infra.env
   down [--purge]  stop them (SIGTERM, then SIGKILL after a deadline); --purge also deletes
                   their data, mail and logs under .run/
   status          which servers run and answer (exit 0 when all do, 3 otherwise)
   env [--export]  print .run/infra.env (with --export: as shell export lines)
 
-Environment: INFRA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT MONGO_PORT SMTP_PORT MAIL_HTTP_PORT
-             KAFKA_HEAP_OPTS JAVA_HOME INFRA_READY_TIMEOUT ESCROW_CACHE ESCROW_RUN_DIR
+Environment: INFRA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT MONGO_PORT MONGO_STRICT_PORT SMTP_PORT
+             MAIL_HTTP_PORT KAFKA_HEAP_OPTS MONGO_STRICT_HEAP_OPTS JAVA_HOME INFRA_READY_TIMEOUT
+             ESCROW_CACHE ESCROW_RUN_DIR
 EOF
 }
 
 main() {
   [[ -n "$KAFKA_VERSION" ]] || die "cannot read <kafka.version> from $KAFKA_POM"
+  [[ -n "$MONGO_JAVA_SERVER_VERSION" ]] || die "cannot read <mongo-java-server.version> from $MONGO_STRICT_POM"
   local cmd="${1:-}"
   (($#)) && shift
   case "$cmd" in

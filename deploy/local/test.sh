@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on the real servers: starts them if they are not up (and stops
-# again what it started), then runs pytest with their addresses in the environment.
+# Runs the whole test suite on the real servers: starts those that are not up, runs pytest
+# with their addresses in the environment, and stops the servers again only if none of
+# them was running before (a developer's running platform is left alone).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-started=0
-if ! bash deploy/local/infra.sh status >/dev/null 2>&1; then
-  bash deploy/local/infra.sh up || exit 1
-  started=1
-fi
+was_running=0
+for pid_file in .run/pids/*.pid; do
+  [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null && was_running=1
+done
+bash deploy/local/infra.sh up || exit 1
 set -a; . .run/infra.env; set +a
 
 .venv/bin/pytest "$@"
 rc=$?
 
-if [[ $started == 1 ]]; then bash deploy/local/infra.sh down; fi
+if [[ $was_running == 0 ]]; then bash deploy/local/infra.sh down; fi
 exit $rc

@@ -3,6 +3,7 @@
     .venv/bin/python deploy/local/wait_ready.py --timeout 120 \\
         --check kafka kafka 127.0.0.1:9092 --log kafka .run/logs/kafka.log --pid kafka 1234 \\
         --check ferretdb mongo 'mongodb://127.0.0.1:27017/?directConnection=true' \\
+        --check mongo-strict mongo 'mongodb://127.0.0.1:27018/?directConnection=true' \\
         --check mailbox smtp 127.0.0.1:1025 --check mailbox http http://127.0.0.1:8025/api/messages
 
 Kinds of check:
@@ -252,7 +253,7 @@ async def amain(args: argparse.Namespace) -> int:
     for c in checks:
         if args.once:
             state = "ready" if c.ok else f"NOT ready ({c.error})"
-            print(f"{c.name:<9} {c.kind:<6} {c.target:<50} {state}")
+            print(f"{c.name:<12} {c.kind:<6} {c.target:<50} {state}")
         elif c.ok and not args.quiet:
             print(f"  {c.name}: {c.kind} {c.target} answered after {c.elapsed:.1f}s")
     if failed and not args.once:

@@ -73,6 +73,9 @@ class Infra:
     smtp_host: str
     smtp_port: int
     mailbox: Mailbox
+    # A server that makes single-document updates atomic under concurrency (FerretDB v1
+    # does not): mongo-strict locally, the MongoDB container under Docker.
+    strict_mongodb_url: str | None = None
 
 
 def docker_engine_answers() -> bool:
@@ -110,7 +113,8 @@ def real_infrastructure() -> Iterator[Infra | str]:
     if env.get("KAFKA_BOOTSTRAP_SERVERS") and env.get("MONGODB_URL"):
         yield Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["MONGODB_URL"], env.get("SMTP_HOST", "127.0.0.1"),
                     int(env.get("SMTP_PORT", "1025")),
-                    Mailbox(Path(env.get("MAILBOX_DIR", REPO / ".run/mail"))))
+                    Mailbox(Path(env.get("MAILBOX_DIR", REPO / ".run/mail"))),
+                    env.get("MONGODB_STRICT_URL"))
     elif docker_engine_answers():
         from testcontainers.kafka import KafkaContainer
         from testcontainers.mongodb import MongoDbContainer
@@ -118,6 +122,6 @@ def real_infrastructure() -> Iterator[Infra | str]:
         with KafkaContainer().with_kraft() as kafka, MongoDbContainer("mongo:7") as mongo, \
                 _mailbox_process() as (smtp_port, folder):
             yield Infra(kafka.get_bootstrap_server(), mongo.get_connection_url(), "127.0.0.1",
-                        smtp_port, Mailbox(folder))
+                        smtp_port, Mailbox(folder), mongo.get_connection_url())
     else:
         yield NO_INFRA

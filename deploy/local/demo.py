@@ -1,0 +1,139 @@
+"""A trade played through on the running platform, for a newcomer to watch: the buyer
+orders, the supplier confirms, the buyer pays by card into escrow, the supplier ships
+with courier proof, the buyer confirms receipt, and the supplier is paid.
+
+Run by `make run` (or `make demo` against a platform already running).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from shared.contracts.parties import Role  # noqa: E402
+from shared.infra.auth import mint_token  # noqa: E402
+from shared.infra.settings import ServiceSettings  # noqa: E402
+
+PORTS = {"order": 8001, "payment": 8002, "shipping": 8003, "dispute": 8004, "notify": 8005}
+MAILBOX = "http://127.0.0.1:8025"
+SECRET = ServiceSettings().auth_secret.get_secret_value()
+RUN = uuid.uuid4().hex[:6]
+BUYER, SUPPLIER = f"buyer-acme-{RUN}", f"supplier-shenzhen-{RUN}"
+
+
+def call(service: str, method: str, path: str, party: str, role: Role, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORTS[service]}{path}", method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"authorization": f"Bearer {mint_token(SECRET, party, role)}",
+                 "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        sys.exit(f"{method} {path} answered {error.code}: {error.read().decode()}")
+
+
+def wait_for(what: str, check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.3)
+    sys.exit(f"gave up waiting for {what} after {timeout:.0f}s; read .run/logs/*.log")
+
+
+def step(text: str) -> None:
+    print(f"\n== {text}")
+
+
+def main() -> None:
+    step("Buyer places an order")
+    order = call("order", "POST", "/orders", BUYER, Role.BUYER, {
+        "supplier": {"party_id": SUPPLIER, "name": "Shenzhen Precision Parts", "email": "sales@shenzhen-parts.example"},
+        "buyer_contact": {"name": "ACME Imports GmbH", "email": "purchasing@acme.example"},
+        "items": [{"description": "Stainless bolts M8, box of 100", "quantity": 40, "unit_price": 2350},
+                  {"description": "Hex nuts M8, box of 100", "quantity": 40, "unit_price": 780}],
+        "currency": "USD",
+        "destination": {"recipient": "ACME Imports GmbH", "line1": "Hafenstrasse 1", "city": "Hamburg",
+                        "postal_code": "20457", "country": "DE"},
+        "delivery_period_days": 10})
+    order_id = order["order_id"]
+    print(f"   order {order_id}, total USD {order['total'] / 100:,.2f}")
+
+    step("Supplier confirms with its logistics")
+    call("order", "POST", f"/orders/{order_id}/confirm", SUPPLIER, Role.SUPPLIER,
+         {"logistics": {"shipping_method": "express", "carrier": "dhl"}})
+
+    step("Buyer pays into escrow by card (sandbox card 4242 4242 4242 4242)")
+    wait_for("escrow to open", lambda: _status("payment", f"/orders/{order_id}/payment", BUYER, Role.BUYER))
+    call("payment", "POST", f"/orders/{order_id}/payments/card", BUYER, Role.BUYER, {
+        "number": "4242424242424242", "expiry_month": 12, "expiry_year": datetime.now(UTC).year + 2,
+        "cvc": "123", "holder_name": "Jane Buyer"})
+    wait_for("the order to be paid", lambda: call("order", "GET", f"/orders/{order_id}", BUYER,
+                                                  Role.BUYER)["status"] == "paid")
+
+    step("Supplier ships and submits the courier proof")
+    wait_for("the shipment to expect dispatch",
+             lambda: (_status("shipping", f"/orders/{order_id}/shipment", SUPPLIER, Role.SUPPLIER) or {})
+             .get("status") == "awaiting_dispatch")
+    call("shipping", "POST", f"/orders/{order_id}/shipment", SUPPLIER, Role.SUPPLIER, {
+        "carrier": "dhl", "tracking_number": "1234567890", "ship_date": datetime.now(UTC).date().isoformat()})
+
+    step("Buyer receives the goods and confirms receipt")
+    wait_for("the dispute service to know the shipment",
+             lambda: (_status("dispute", f"/orders/{order_id}/protection", BUYER, Role.BUYER) or {})
+             .get("ship_date"))
+    call("dispute", "POST", f"/orders/{order_id}/receipt", BUYER, Role.BUYER, {})
+
+    step("Payment is released to the supplier; the order closes")
+    final = wait_for("the order to close", lambda: (lambda o: o if o["status"] == "closed" else None)(
+        call("order", "GET", f"/orders/{order_id}", BUYER, Role.BUYER)))
+    ledger = call("payment", "GET", f"/orders/{order_id}/ledger", BUYER, Role.BUYER)
+    print(f"   released to supplier: {final['released_total'] / 100:,.2f}, refunded: "
+          f"{final['refunded_total'] / 100:,.2f}")
+    print(f"   ledger balances: {json.dumps(ledger.get('balances', ledger))}")
+    print("   timeline:")
+    for entry in final["timeline"]:
+        print(f"     {entry['at'][:19]}  {entry['what']}")
+
+    step("Emails both parties received")
+    mails = wait_for("the emails", lambda: _mails(order_id), timeout=30)
+    for mail in mails:
+        print(f"   to {', '.join(mail['rcpt_tos']):<40} {mail['subject']}")
+    print(f"\nRead them at {MAILBOX} (files in .run/mail/). "
+          f"APIs: http://127.0.0.1:800[1-5]/docs. Stop everything with `make stop`.")
+
+
+def _status(service: str, path: str, party: str, role: Role) -> dict | None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{PORTS[service]}{path}",
+        headers={"authorization": f"Bearer {mint_token(SECRET, party, role)}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+def _mails(order_id: str) -> list[dict] | None:
+    with urllib.request.urlopen(f"{MAILBOX}/api/messages", timeout=10) as response:
+        messages = json.loads(response.read())
+    if isinstance(messages, dict):
+        messages = messages.get("messages", [])
+    mine = [m for m in messages if order_id in m.get("subject", "")]
+    return sorted(mine, key=lambda m: m["received_at"]) if len(mine) >= 10 else None
+
+
+if __name__ == "__main__":
+    main()

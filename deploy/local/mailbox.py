@@ -4,10 +4,11 @@ Each message is saved as ``<MAILBOX_DIR>/<stamp>-<id>.eml`` (the raw bytes as re
 and described by one JSON line in ``<MAILBOX_DIR>/index.jsonl``::
 
     {"received_at": "...", "mail_from": "...", "rcpt_tos": [...], "subject": "...",
-     "file": "<name>.eml", "x_escrow_event_id": "...", "x_escrow_step": "..."}
+     "file": "<name>.eml", "x_escrow_event_id": "...", "x_escrow_step": "...",
+     "x_escrow_order_id": "..."}
 
-(the last two only when the message has the ``X-Escrow-Event-Id`` / ``X-Escrow-Step``
-headers). A tiny read-only HTTP inbox is served next to it:
+(the last three only when the message has the ``X-Escrow-Event-Id`` / ``X-Escrow-Step`` /
+``X-Escrow-Order-Id`` headers). A tiny read-only HTTP inbox is served next to it:
 
     /                  the mails, newest first
     /mail/<file>       one mail: its headers and its text part
@@ -50,7 +51,8 @@ log = logging.getLogger("mailbox")
 
 INDEX_NAME = "index.jsonl"
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.eml$")
-ESCROW_HEADERS = {"X-Escrow-Event-Id": "x_escrow_event_id", "X-Escrow-Step": "x_escrow_step"}
+ESCROW_HEADERS = {"X-Escrow-Event-Id": "x_escrow_event_id", "X-Escrow-Step": "x_escrow_step",
+                  "X-Escrow-Order-Id": "x_escrow_order_id"}
 
 
 # --------------------------------------------------------------------------- storage

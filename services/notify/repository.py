@@ -81,14 +81,18 @@ class EmailRepository:
         return True
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]:
+        # One scan for the candidates, then a claim by _id each: the claim re-checks that
+        # the job is still due, so a job another sender took meanwhile is skipped.
+        cursor = self._collection.find(_due(now), projection={"_id": 1}).sort(
+            "next_attempt_at", ASCENDING).limit(limit)
         claimed = []
-        for _ in range(limit):
+        for candidate in await cursor.to_list():
             doc = await self._collection.find_one_and_update(
-                _due(now), {"$set": _claim(now, lease), "$inc": {"attempts": 1}},
-                sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
-            if doc is None:
-                break
-            claimed.append(_from_doc(doc))
+                {"_id": candidate["_id"], **_due(now)},
+                {"$set": _claim(now, lease), "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                claimed.append(_from_doc(doc))
         return claimed
 
     async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:

@@ -42,28 +42,34 @@ class Mail:
 
 
 class Mailbox:
-    """Reads what the SMTP server kept: one .eml per mail, listed in index.jsonl."""
+    """Reads what the SMTP server kept: one .eml per mail, listed in index.jsonl. Each mail
+    is parsed once; the index is filtered by order before any file is read."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._parsed: dict[str, Mail] = {}
 
-    def all(self) -> list[Mail]:
+    def _index(self) -> list[dict]:
         index = self.directory / "index.jsonl"
         if not index.exists():
             return []
-        mails = []
-        for line in index.read_text().splitlines():
-            entry = json.loads(line)
+        # The server appends whole lines; a line still being written is left for the next read.
+        return [json.loads(line) for line in index.read_text().splitlines(keepends=True)
+                if line.endswith("\n")]
+
+    def _mail(self, entry: dict) -> Mail:
+        if entry["file"] not in self._parsed:
             msg: EmailMessage = email.message_from_bytes(
                 (self.directory / entry["file"]).read_bytes(), policy=email.policy.default)
             body = msg.get_body(preferencelist=("plain",))
-            mails.append(Mail(to=entry["rcpt_tos"], subject=str(msg["Subject"]),
-                              headers={k.lower(): str(v) for k, v in msg.items()},
-                              text=body.get_content() if body else ""))
-        return mails
+            self._parsed[entry["file"]] = Mail(
+                to=entry["rcpt_tos"], subject=str(msg["Subject"]),
+                headers={k.lower(): str(v) for k, v in msg.items()},
+                text=body.get_content() if body else "")
+        return self._parsed[entry["file"]]
 
     def for_order(self, order_id: str) -> list[Mail]:
-        return [m for m in self.all() if m.headers.get("x-escrow-order-id") == order_id]
+        return [self._mail(e) for e in self._index() if e.get("x_escrow_order_id") == order_id]
 
 
 @dataclass

@@ -4,7 +4,6 @@ against the real servers, with one manual clock for all of them."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,22 +12,15 @@ from typing import Any, TypeVar
 
 import httpx
 
+from services.catalogue import SERVICES, build, settings_class
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.runtime import ServiceRuntime
-from shared.infra.settings import DEV_AUTH_SECRET, ServiceSettings
+from shared.infra.settings import DEV_AUTH_SECRET
 from tests.support.infra import Infra
 
-SERVICES = ("order", "payment", "shipping", "dispute", "notify")
 T = TypeVar("T")
-
-
-def settings_class(name: str) -> type[ServiceSettings]:
-    module = importlib.import_module(f"services.{name}.settings")
-    [cls] = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings]
-    return cls
 
 
 def build_service(name: str, infra: Infra, *, prefix: str, database: str, clock: ManualClock,
@@ -36,10 +28,10 @@ def build_service(name: str, infra: Infra, *, prefix: str, database: str, clock:
     settings = settings_class(name)(
         kafka_bootstrap_servers=infra.kafka, mongodb_url=infra.mongodb_url,
         mongodb_database=database, topic_prefix=prefix, smtp_host=infra.smtp_host,
-        smtp_port=infra.smtp_port, outbox_sweep_seconds=0.2, deadline_sweep_seconds=0.2,
+        smtp_port=infra.smtp_port, outbox_sweep_seconds=0.5, deadline_sweep_seconds=0.5,
+        notify_send_interval_seconds=0.5,
         **overrides)
-    build = importlib.import_module(f"services.{name}.app").build
-    return build(settings, clock)
+    return build(name, settings, clock)
 
 
 async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 30.0,

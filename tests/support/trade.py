@@ -144,7 +144,7 @@ class Trade:
             missing = [(s, r) for s, r in expected if (s, addresses.get(r, r)) not in got]
             assert not missing, f"missing emails {missing}; got {sorted(got)}"
             return mails
-        mails = await eventually(arrived, timeout=45)
+        mails = await eventually(arrived, timeout=90)
         sent = Counter((m.headers.get("x-escrow-event-id"), address) for m in mails for address in m.to)
         assert all(count == 1 for count in sent.values()), [k for k, c in sent.items() if c > 1]
         return mails

@@ -30,14 +30,14 @@ def build(settings: DisputeSettings | None = None, clock: Clock | None = None) -
     publisher = EventPublisher(broker, topics.events(Service.DISPUTE), DisputeEvent.__subclasses__())
     runner = AggregateRunner(store, clock, publisher)
     service = DisputeService(runner, attachments, settings)
-    EventConsumer(Service.DISPUTE, broker, topics, service.event_handlers())
+    consumer = EventConsumer(Service.DISPUTE, broker, topics, service.event_handlers())
 
     async def create_indexes() -> None:
         await store.create_indexes("status", "parties.buyer.party_id", "parties.supplier.party_id")
         await attachments.create_indexes()
 
     runtime = ServiceRuntime(service=Service.DISPUTE, settings=settings, broker=broker, mongo=mongo,
-                             topics=topics, runners=[runner], on_start=[create_indexes])
+                             topics=topics, consumer=consumer, runners=[runner], on_start=[create_indexes])
     runtime.http = create_app(
         title="Escrow: buyer protection and disputes",
         description="Receipt confirmation (by the buyer or automatic), disputes between buyer and "

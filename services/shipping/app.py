@@ -27,13 +27,13 @@ def build(settings: ShippingSettings | None = None, clock: Clock | None = None) 
                                ShippingEvent.__subclasses__())
     runner = AggregateRunner(store, clock, publisher)
     service = ShippingService(runner, settings)
-    EventConsumer(Service.SHIPPING, broker, topics, service.event_handlers())
+    consumer = EventConsumer(Service.SHIPPING, broker, topics, service.event_handlers())
 
     async def create_indexes() -> None:
         await store.create_indexes("status")
 
     runtime = ServiceRuntime(service=Service.SHIPPING, settings=settings, broker=broker,
-                             mongo=mongo, topics=topics, runners=[runner],
+                             mongo=mongo, topics=topics, consumer=consumer, runners=[runner],
                              on_start=[create_indexes])
     runtime.http = create_app(
         title="Escrow: shipping",

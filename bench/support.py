@@ -1,0 +1,203 @@
+"""What the benchmarks share: the servers' addresses, a run's own topics and database (and
+their removal afterwards), a private mailbox, latency summaries and memory readings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
+
+from services.order.domain import Order
+from shared.contracts.parties import Parties, Party, Role
+from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
+from shared.infra.auth import Actor
+from shared.infra.messaging import EventConsumer
+from shared.infra.runtime import ServiceRuntime
+from tests.support.infra import Infra, Mailbox
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA_ENV = REPO / ".run/infra.env"
+
+
+def quiet_logs() -> None:
+    """Warnings and errors only: a benchmark's output is its figures."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # FastStream's own logger (INFO, its own handler) would print two lines per message.
+    logging.getLogger("faststream").setLevel(logging.WARNING)
+    # Known and irrelevant here: the dev-only payment data key of the in-process services.
+    logging.getLogger("services.payment.app").setLevel(logging.ERROR)
+
+
+def servers() -> Infra:
+    """The servers from the environment, else from ``.run/infra.env`` (written by
+    ``deploy/local/infra.sh up``); exits with a hint when there are none."""
+    env = dict(os.environ)
+    if not env.get("KAFKA_BOOTSTRAP_SERVERS") and INFRA_ENV.exists():
+        for line in INFRA_ENV.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not name.startswith("#"):
+                env.setdefault(name.strip(), value.strip())
+    if not (env.get("KAFKA_BOOTSTRAP_SERVERS") and env.get("MONGODB_URL")):
+        sys.exit("no servers: run `bash deploy/local/infra.sh up` (or `make run`) first, or set "
+                 "KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL")
+    return Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["MONGODB_URL"], env.get("SMTP_HOST", "127.0.0.1"),
+                 int(env.get("SMTP_PORT", "1025")), Mailbox(Path(env.get("MAILBOX_DIR", REPO / ".run/mail"))),
+                 env.get("MONGODB_STRICT_URL"))
+
+
+def run_prefix(kind: str) -> str:
+    return f"bench{kind}{uuid.uuid4().hex[:8]}"
+
+
+async def remove_run(infra: Infra, prefix: str, databases: Iterable[tuple[str, str]]) -> None:
+    """Delete the run's topics and drop its databases ((url, name) pairs); best effort."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
+        if names:
+            await admin.delete_topics(names)
+    except Exception as exc:  # cleanup only: the figures are already printed
+        print(f"(could not delete topics of {prefix}: {exc})")
+    finally:
+        await admin.close()
+    for url, name in databases:
+        client: AsyncMongoClient = AsyncMongoClient(url)
+        try:
+            await client.drop_database(name)
+        finally:
+            await client.close()
+
+
+def event_consumer(runtime: ServiceRuntime) -> EventConsumer:
+    """The service's EventConsumer. Shipping and dispute build theirs without handing it to
+    their ServiceRuntime (``runtime.consumer`` is None), so it is found through the one
+    subscriber it registered on the broker."""
+    if runtime.consumer is not None:
+        return runtime.consumer
+    for subscriber in runtime.broker.subscribers:
+        for call in subscriber.calls:
+            owner = getattr(getattr(call.handler, "_original_call", None), "__self__", None)
+            if isinstance(owner, EventConsumer):
+                return owner
+    raise LookupError(f"no EventConsumer on the {runtime.service} broker")
+
+
+# --- figures --------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def latency(values_s: list[float]) -> str:
+    """``p50 / p95 / max`` in milliseconds."""
+    if not values_s:
+        return "no samples"
+    ms = [v * 1000 for v in values_s]
+    return (f"p50 {percentile(ms, 50):8.1f} ms   p95 {percentile(ms, 95):8.1f} ms   "
+            f"max {max(ms):8.1f} ms   (n={len(ms)})")
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_line() -> str:
+    now = current_rss_mib()
+    return f"RSS now {now:.1f} MiB, peak {max(now, peak_rss_mib()):.1f} MiB"
+
+
+# --- a private SMTP server ------------------------------------------------------------
+
+
+@dataclass
+class PrivateMailbox:
+    port: int
+    directory: Path
+
+    def received(self) -> int:
+        index = self.directory / "index.jsonl"
+        return len(index.read_text().splitlines()) if index.exists() else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@asynccontextmanager
+async def private_mailbox() -> AsyncIterator[PrivateMailbox]:
+    """The project's SMTP server (deploy/local/mailbox.py) on free ports and a temporary
+    folder, so a run's mails neither land in nor slow down the shared ``.run/mail``."""
+    folder = Path(tempfile.mkdtemp(prefix="escrow-bench-mail-"))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "deploy/local/mailbox.py"), "--dir", str(folder),
+         "--smtp-port", str(port), "--http-port", str(_free_port())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if loop.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the private SMTP server did not start") from None
+                await asyncio.sleep(0.1)
+        yield PrivateMailbox(port, folder)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- a realistic aggregate --------------------------------------------------------------
+
+
+def confirmed_order(order_id: str, now: datetime) -> Order:
+    """An order as the order service keeps it once the supplier confirmed it (awaiting
+    payment, with its deadlines): the document the store benchmarks read and write."""
+    run = order_id[-8:]
+    parties = Parties(
+        buyer=Party(party_id=f"buyer-{run}", name="ACME Imports", email=f"buyer-{run}@buyers.example"),
+        supplier=Party(party_id=f"supplier-{run}", name="Shenzhen Parts",
+                       email=f"supplier-{run}@suppliers.example"))
+    order = Order.place(
+        order_id, parties,
+        [LineItem(description="Stainless bolts M8", quantity=40, unit_price=2350),
+         LineItem(description="Hex nuts M8", quantity=40, unit_price=780)],
+        "USD", Address(recipient="ACME", line1="Hafenstrasse 1", city="Hamburg", country="DE"), 10, now)
+    order.confirm(Actor(party_id=parties.supplier.party_id, role=Role.SUPPLIER),
+                  Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.DHL), now,
+                  payment_window=timedelta(days=20), reminder_before=timedelta(days=3))
+    order.pull_events()
+    return order

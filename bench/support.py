@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -40,6 +41,10 @@ def quiet_logs() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # FastStream's own logger (INFO, its own handler) would print two lines per message.
     logging.getLogger("faststream").setLevel(logging.WARNING)
+    # Producers and consumers of topics created a moment ago retry until the partitions
+    # have a leader; aiokafka logs each retry (as WARNING, or ERROR for offset fetches).
+    logging.getLogger("aiokafka.producer.sender").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka.consumer.fetcher").setLevel(logging.CRITICAL)
     # Known and irrelevant here: the dev-only payment data key of the in-process services.
     logging.getLogger("services.payment.app").setLevel(logging.ERROR)
 
@@ -125,6 +130,55 @@ def current_rss_mib() -> float:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWatch:
+    """CPU seconds used by this process and by the local servers (their pids from
+    ``.run/pids``) between ``start`` and ``report``. The servers are shared: their figure
+    includes whatever else used them meanwhile."""
+
+    SERVERS = ("ferretdb", "kafka", "mongo-strict", "mailbox")
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+        for name in self.SERVERS:
+            pid_file = REPO / f".run/pids/{name}.pid"
+            try:
+                pid = int(pid_file.read_text().strip())
+                _cpu_seconds(pid)
+            except (OSError, ValueError):
+                continue
+            self.pids[name] = pid
+        self.start()
+
+    def _snapshot(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        seen = {"this process": usage.ru_utime + usage.ru_stime}
+        for name, pid in self.pids.items():
+            try:
+                seen[name] = _cpu_seconds(pid)
+            except OSError:
+                pass
+        return seen
+
+    def start(self) -> None:
+        self._began, self._wall = self._snapshot(), time.perf_counter()
+
+    def report(self) -> str:
+        wall = time.perf_counter() - self._wall
+        used = {k: v - self._began[k] for k, v in self._snapshot().items() if k in self._began}
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in used.items())
+        return f"CPU over {wall:.1f} s wall ({os.cpu_count()} cores): {parts}"
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def memory_line() -> str:

@@ -119,7 +119,7 @@ def _header(msg: EmailMessage, name: str) -> str | None:
         value = msg.get(name)
     except Exception:  # a malformed header must not lose the mail: fall back to its raw text
         value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
-    return None if value is None else str(value)
+    return None if value is None else " ".join(str(value).split())  # unfolded, trimmed
 
 
 def text_of(msg: EmailMessage) -> str:

@@ -38,8 +38,11 @@ cmd_up() {
   set -a; . "$RUN_DIR/infra.env"; set +a
   for name in "${SERVICES[@]}"; do
     if pid_alive "$name"; then echo "  $name already running (pid $(cat "$PID_DIR/$name.pid"))"; continue; fi
-    (cd "$REPO_ROOT" && HTTP_PORT="${PORTS[$name]}" setsid nohup "$VENV_PY" -m "services.$name" \
-        >>"$LOG_DIR/$name.log" 2>&1 < /dev/null & echo $! >"$PID_DIR/$name.pid")
+    # Detached in a session of its own; every descriptor goes to the log, so nothing keeps
+    # the caller's terminal or pipe open.
+    (cd "$REPO_ROOT" && HTTP_PORT="${PORTS[$name]}" exec setsid "$VENV_PY" -m "services.$name") \
+        >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    echo $! >"$PID_DIR/$name.pid"
   done
   local deadline=$((SECONDS + READY_TIMEOUT))
   for name in "${SERVICES[@]}"; do

@@ -33,6 +33,7 @@ from bench.support import (
     peak_rss_mib,
     private_mailbox,
     quiet_logs,
+    record_commands,
     remove_run,
     run_prefix,
     servers,
@@ -168,7 +169,6 @@ async def emails_sent(platform: Platform, infra: Infra, timeout: float) -> tuple
         statuses: dict[str, int] = defaultdict(int)
         async for doc in await emails.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
             statuses[doc["_id"]] = doc["n"]
-        print("DEBUG", round(time.perf_counter() - start, 1), lag, dict(statuses))
         if lag == 0 and not statuses.get("pending") and not statuses.get("sending"):
             return dict(statuses), time.perf_counter() - start
         if time.perf_counter() - start > timeout:
@@ -187,6 +187,7 @@ async def main(args: argparse.Namespace) -> None:
     prefix = run_prefix("saga")
     database = f"escrow_{prefix}"
     watch = HandlerWatch(args.step_timeout)
+    commands = record_commands()
     async with private_mailbox() as mailbox:
         infra.smtp_port = mailbox.port
         platform = Platform(infra, ManualClock(), prefix=prefix)
@@ -209,8 +210,12 @@ async def main(args: argparse.Namespace) -> None:
             print(f"  services started in {warm - setup:.1f} s; {args.warmup} warm-up trade(s) "
                   f"in {time.perf_counter() - warm:.1f} s (not counted)")
             cpu = CpuWatch()
+            commands.recording = True
             await run_trades(platform, watch, args)
+            commands.recording = False
             print(cpu.report())
+            print("MongoDB commands of the services while the trades ran (most time first):")
+            print("\n".join(commands.table(args.trades, "trade")))
             sent_before = mailbox.received()
             statuses, drain = await emails_sent(platform, infra, args.mail_timeout)
             stored = sum(v for k, v in statuses.items() if k != "not yet consumed by notify")

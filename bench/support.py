@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from services.order.domain import Order
 from shared.contracts.parties import Parties, Party, Role
@@ -255,3 +256,43 @@ def confirmed_order(order_id: str, now: datetime) -> Order:
                   payment_window=timedelta(days=20), reminder_before=timedelta(days=3))
     order.pull_events()
     return order
+
+
+# --- what the services ask of the database -----------------------------------------------
+
+
+class CommandStats(monitoring.CommandListener):
+    """Counts the MongoDB commands of every client in this process and their latency as
+    the client saw it, per command and collection (``update orders``)."""
+
+    def __init__(self) -> None:
+        self._started: dict[int, str] = {}
+        self.calls: dict[str, list[float]] = defaultdict(list)
+        self.recording = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.recording:
+            target = event.command.get(event.command_name)
+            self._started[event.request_id] = (
+                f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        name = self._started.pop(event.request_id, None)
+        if name is not None:
+            self.calls[name].append(event.duration_micros / 1e6)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._started.pop(event.request_id, None)
+
+    def table(self, per: int, unit: str, top: int = 8) -> list[str]:
+        """The commands that took the most time in all, with count per ``unit``."""
+        rows = sorted(self.calls.items(), key=lambda kv: -sum(kv[1]))[:top]
+        return [f"  {name:34s} {len(took) / per:6.1f} per {unit}   "
+                f"total {sum(took):6.1f} s   {latency(took)}" for name, took in rows]
+
+
+def record_commands() -> CommandStats:
+    """Registers a CommandStats for every MongoDB client created afterwards."""
+    stats = CommandStats()
+    monitoring.register(stats)
+    return stats

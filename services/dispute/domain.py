@@ -330,7 +330,8 @@ class BuyerProtection(Aggregate):
         self._drop(ANSWER_REMINDER, ANSWER_DUE)
         self.record(DisputeAnswered(order_id=self.order_id, parties=self.parties,
                                     dispute_id=dispute.dispute_id, answer=answer,
-                                    counter_amount=counter_amount, message=message), now)
+                                    counter_amount=counter_amount, currency=self.currency,
+                                    message=message), now)
         if answer is DisputeAnswer.ACCEPT:
             full = dispute.requested is RequestedOutcome.FULL_REFUND
             outcome = DisputeOutcome.FULL_REFUND if full else DisputeOutcome.PARTIAL_REFUND

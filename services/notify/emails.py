@@ -45,7 +45,6 @@ class EmailJob(BaseModel):
     # Who may read the job back (the order's parties, as the event named them).
     buyer_party_id: str
     supplier_party_id: str
-    currency: str | None = None
     # Set while a sender holds the job; an expired lease may be taken over.
     lease_token: str | None = None
     lease_expires_at: AwareDatetime | None = None
@@ -56,7 +55,6 @@ def job_id(event_id: str, recipient: Recipient) -> str:
 
 
 def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_service_email: str,
-            order_currency: str | None = None,
             dispute_opens_after: timedelta = timedelta(days=5)) -> list[EmailJob]:
     """The mails this event causes, one per recipient of its step."""
     step = step_of(event)
@@ -66,7 +64,7 @@ def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_se
                  Recipient.CUSTOMER_SERVICE: ("Customer service", customer_service_email)}
     jobs = []
     for recipient in step.recipients_of(event):
-        context = MailContext(event=event, recipient=recipient, order_currency=order_currency,
+        context = MailContext(event=event, recipient=recipient,
                               dispute_opens_after=dispute_opens_after)
         name, address = addresses[recipient]
         mail = render(step.template(context), order_id=event.order_id, greeting_name=name)
@@ -75,6 +73,5 @@ def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_se
             event_id=envelope.event_id, event_type=envelope.event_type, step=step.name,
             recipient_role=recipient, to=address, subject=mail.subject, text=mail.text,
             html=mail.html, next_attempt_at=now, created_at=now,
-            buyer_party_id=parties.buyer.party_id, supplier_party_id=parties.supplier.party_id,
-            currency=context.currency))
+            buyer_party_id=parties.buyer.party_id, supplier_party_id=parties.supplier.party_id))
     return jobs

@@ -37,11 +37,10 @@ class Notifications:
     async def on_event(self, envelope: Envelope, event: TradeEvent) -> int:
         """Store the step's mails; a repeated delivery stores nothing new. Returns how many
         jobs were new."""
-        currency = getattr(event, "currency", None) or await self.jobs.order_currency(event.order_id)
         stored = 0
         for job in compose(envelope, event, now=self.clock.now(),
                            customer_service_email=self.customer_service_email,
-                           order_currency=currency, dispute_opens_after=self.dispute_opens_after):
+                           dispute_opens_after=self.dispute_opens_after):
             if await self.jobs.add(job):
                 stored += 1
             else:

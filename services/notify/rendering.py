@@ -27,8 +27,6 @@ class MailContext:
 
     event: Any
     recipient: Recipient
-    # The order's currency when the event itself carries none (learnt from earlier events).
-    order_currency: str | None = None
     dispute_opens_after: timedelta = timedelta(days=5)
 
     @property
@@ -47,14 +45,9 @@ class MailContext:
     def supplier(self) -> str:
         return self.event.parties.supplier.name
 
-    @property
-    def currency(self) -> str | None:
-        return getattr(self.event, "currency", None) or self.order_currency
-
     def money(self, amount: int) -> str:
-        if self.currency is None:
-            return f"{amount:,} minor units (see the order page for the currency)"
-        return Money(amount=amount, currency=self.currency).display()
+        """Every event that carries an amount carries its currency."""
+        return Money(amount=amount, currency=self.event.currency).display()
 
 
 def when(moment: datetime) -> str:

@@ -38,8 +38,6 @@ class EmailJobs(Protocol):
 
     async def for_order(self, order_id: str) -> list[EmailJob]: ...
 
-    async def order_currency(self, order_id: str) -> str | None: ...
-
 
 def _due(now: datetime) -> dict[str, Any]:
     return {"$or": [{"status": EmailStatus.PENDING, "next_attempt_at": {"$lte": now}},
@@ -117,10 +115,6 @@ class EmailRepository:
             [("created_at", ASCENDING), ("_id", ASCENDING)])
         return [_from_doc(doc) async for doc in cursor]
 
-    async def order_currency(self, order_id: str) -> str | None:
-        doc = await self._collection.find_one({"order_id": order_id, "currency": {"$ne": None}},
-                                              projection={"currency": 1})
-        return doc["currency"] if doc else None
 
 
 class InMemoryEmailRepository:
@@ -173,6 +167,3 @@ class InMemoryEmailRepository:
                       key=lambda d: (d["created_at"], d["_id"]))
         return [_from_doc(copy.deepcopy(d)) for d in docs]
 
-    async def order_currency(self, order_id: str) -> str | None:
-        return next((d["currency"] for d in self.docs.values()
-                     if d["order_id"] == order_id and d["currency"]), None)

@@ -192,8 +192,9 @@ def order_closed(m: MailContext) -> Content:
             [_order(m)], next_step="Do not ship the goods; there is nothing more to do.")
     return Content(
         "order closed",
-        ["The order is complete and closed. The escrow statement we sent shows where every "
-         "amount went."], [_order(m)],
+        ["The order is complete and closed. Every amount paid into escrow has left it."],
+        [_order(m), ("Released to the supplier", m.money(e.released_total)),
+         ("Refunded to the buyer", m.money(e.refunded_total))],
         next_step="There is nothing more to do. Thank you for trading with escrow.")
 
 

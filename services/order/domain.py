@@ -200,5 +200,6 @@ class Order(Aggregate):
         self.closure_reason = reason
         self.deadlines.clear()
         self.record(OrderClosed(order_id=self.order_id, parties=self.parties, reason=reason,
+                                currency=self.currency,
                                 released_total=self.released_total,
                                 refunded_total=self.refunded_total), now)

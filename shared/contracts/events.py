@@ -92,6 +92,7 @@ class OrderClosed(OrderEvent):
 
     event_type = "order.closed"
     reason: ClosureReason
+    currency: Currency
     released_total: MinorUnits = 0
     refunded_total: MinorUnits = 0
 
@@ -290,6 +291,7 @@ class DisputeAnswered(DisputeEvent):
     dispute_id: str
     answer: DisputeAnswer
     counter_amount: MinorUnits | None = None
+    currency: Currency
     message: str = ""
 
 

@@ -122,7 +122,7 @@ async def test_dispatch_seen_before_funding_still_protects_the_order(world):
 
 async def test_closing_events_stop_the_clocks_and_are_ignored_for_unpaid_orders(world):
     service, clock, _, _ = world
-    await deliver(service, envelope(OrderClosed(order_id="ord-unpaid", parties=PARTIES,
+    await deliver(service, envelope(OrderClosed(order_id="ord-unpaid", parties=PARTIES, currency="USD",
                                                 reason="payment_not_received"), clock))
     with pytest.raises(NotFound):
         await service.get(BUYER, "ord-unpaid")

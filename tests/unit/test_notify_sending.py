@@ -195,17 +195,6 @@ async def test_a_job_left_sending_by_a_stopped_sender_is_sent_after_its_lease(
     assert job.status is EmailStatus.SENT
 
 
-async def test_a_counter_offer_mail_uses_the_currency_of_the_order(
-        notifications: Notifications, repo: InMemoryEmailRepository) -> None:
-    opened, answered = sample(ev.DisputeOpened), sample(ev.DisputeAnswered)
-    await notifications.on_event(envelope_of(opened), opened)
-    await notifications.on_event(envelope_of(answered), answered)
-
-    buyer = next(j for j in await repo.for_order("ord-1")
-                 if j.step == "dispute_answered" and j.recipient_role == "buyer")
-    assert "Counter-offer:" in buyer.text and "USD 200.00" in buyer.text
-
-
 async def test_customer_service_sees_every_mail_and_a_party_its_own(
         notifications: Notifications) -> None:
     event = sample(ev.DisputeEscalated)

@@ -267,7 +267,7 @@ async def test_money_for_an_unknown_reference_is_kept_and_returned(world):
 
 async def test_money_after_the_order_closed_unpaid_is_returned(world):
     await world.confirm()
-    await world.deliver(OrderClosed(order_id=ORDER, parties=PARTIES,
+    await world.deliver(OrderClosed(order_id=ORDER, parties=PARTIES, currency="USD",
                                     reason=ClosureReason.PAYMENT_NOT_RECEIVED))
     outcome = await world.transfer("tt-late", 9_000)
     assert (outcome.accepted, outcome.returned) == (0, 9_000)
@@ -366,7 +366,7 @@ async def test_events_without_an_escrow(world):
 async def test_the_orders_own_settled_closure_is_ignored(world):
     await world.confirm()
     await world.pay_card()
-    await world.deliver(OrderClosed(order_id=ORDER, parties=PARTIES, reason=ClosureReason.SETTLED))
+    await world.deliver(OrderClosed(order_id=ORDER, parties=PARTIES, currency="USD", reason=ClosureReason.SETTLED))
     assert (await world.escrow()).status is EscrowStatus.FUNDED
 
 

@@ -164,7 +164,7 @@ async def test_cancellation_and_closure_leave_no_deadline(world):
                                                    reason="changed plans"), clock))
     shipment = await service.get(BUYER, ORDER)
     assert shipment.status is ShipmentStatus.CLOSED and shipment.deadlines == {}
-    await deliver(service, envelope(OrderClosed(order_id=ORDER, parties=PARTIES,
+    await deliver(service, envelope(OrderClosed(order_id=ORDER, parties=PARTIES, currency="USD",
                                                 reason=ClosureReason.SETTLED), clock))
     assert [h.what for h in (await service.get(BUYER, ORDER)).history].count("order_closed") == 1
     assert published == []

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts.trade import Evidence
@@ -110,11 +110,6 @@ class AttachmentStore:
 
     def __init__(self, collection: AsyncCollection) -> None:
         self._collection = collection
-
-    @classmethod
-    def in_database(cls, client: AsyncMongoClient, database: str,
-                    name: str = "dispute_attachments") -> AttachmentStore:
-        return cls(client[database][name])
 
     async def create_indexes(self) -> None:
         await self._collection.create_index([("order_id", ASCENDING)])

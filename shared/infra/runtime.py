@@ -10,14 +10,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.contracts.envelope import TradeEvent
 from shared.contracts.topics import Service, Topics
-from shared.infra.messaging import EventConsumer, ensure_topics
+from shared.infra.aggregate import Aggregate
+from shared.infra.clock import Clock
+from shared.infra.http import create_app
+from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
+from shared.infra.store import AggregateStore
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,38 @@ class ServiceRuntime:
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     http: FastAPI | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # --- composition: what every service's composition root does the same way ---------
+
+    @classmethod
+    def create(cls, service: Service, settings: ServiceSettings) -> ServiceRuntime:
+        return cls(service=service, settings=settings, topics=Topics(settings.topic_prefix),
+                   broker=make_broker(settings.kafka_bootstrap_servers, client_id=f"escrow-{service}"),
+                   mongo=mongo_client(settings))
+
+    @property
+    def database(self) -> AsyncDatabase:
+        return self.mongo[self.settings.mongodb_database]
+
+    def aggregate_runner(self, collection: str, aggregate_type: type[Aggregate],
+                         events: type[TradeEvent], clock: Clock) -> AggregateRunner:
+        """A runner for the service's aggregate, publishing the service's events (the direct
+        subclasses of ``events``) on its topic, swept for outbox and deadlines."""
+        publisher = EventPublisher(self.broker, self.topics.events(self.service), events.__subclasses__())
+        runner = AggregateRunner(AggregateStore(self.database[collection], aggregate_type), clock,
+                                 publisher)
+        self.runners.append(runner)
+        return runner
+
+    def consume(self, handlers: dict[type[TradeEvent], EventHandler]) -> None:
+        self.consumer = EventConsumer(self.service, self.broker, self.topics, handlers)
+
+    def serve_http(self, title: str, description: str, router: APIRouter) -> None:
+        self.http = create_app(title=title, description=description, settings=self.settings,
+                               ready=self.readiness, lifespan=self.lifespan)
+        self.http.include_router(router)
+
+    # --- running ---------------------------------------------------------------------------
 
     async def start(self, *, background_jobs: bool = True) -> None:
         """Connect, then publish what a previous run left in the outbox, then consume.

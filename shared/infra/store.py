@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -64,11 +64,6 @@ class AggregateStore(Generic[A]):
     def __init__(self, collection: AsyncCollection, aggregate_type: type[A]) -> None:
         self._collection = collection
         self._type = aggregate_type
-
-    @classmethod
-    def in_database(cls, client: AsyncMongoClient, database: str, name: str,
-                    aggregate_type: type[A]) -> AggregateStore[A]:
-        return cls(client[database][name], aggregate_type)
 
     async def create_indexes(self, *state_fields: str) -> None:
         await self._collection.create_index([("next_deadline_at", ASCENDING)])

@@ -128,7 +128,7 @@ class InMemoryPlatform:
     def _build(self, name: str) -> ServiceRuntime:
         settings = settings_class(name)(topic_prefix=self.topics.prefix, mongodb_database="escrow")
         module = __import__(f"services.{name}.app", fromlist=["build"])
-        with mock.patch.object(module, "mongo_client", lambda _settings: MemoryMongo()):
+        with mock.patch("shared.infra.runtime.mongo_client", lambda _settings: MemoryMongo()):
             if name == "notify":
                 return module.build(settings, self.clock, transport=self.infra.mailbox)
             return module.build(settings, self.clock)

@@ -469,8 +469,7 @@ class BuyerProtection(Aggregate):
     # --- rules ---------------------------------------------------------------------------
 
     def may_read(self, actor: Actor) -> bool:
-        return actor.role in (Role.AGENT, Role.SERVICE) or actor.party_id in (
-            self.parties.buyer.party_id, self.parties.supplier.party_id)
+        return actor.may_read(self.parties)
 
     def _require(self, actor: Actor, *roles: Role, doing: str) -> Role:
         """The role in which the actor acts on this order, if it is one of ``roles``."""
@@ -480,7 +479,7 @@ class BuyerProtection(Aggregate):
                     return role
                 continue
             party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
-            if actor.role in (role, Role.SERVICE) and actor.party_id == party.party_id:
+            if actor.acts_as(role, party.party_id):
                 return role
         who = " or ".join("a customer-service agent" if r is Role.AGENT else f"this order's {r}"
                           for r in roles)

@@ -180,13 +180,12 @@ class Order(Aggregate):
     # --- rules ---------------------------------------------------------------------------
 
     def may_read(self, actor: Actor) -> bool:
-        return actor.role in (Role.AGENT, Role.SERVICE) or actor.party_id in (
-            self.parties.buyer.party_id, self.parties.supplier.party_id)
+        return actor.may_read(self.parties)
 
     def _require_party(self, actor: Actor, *roles: Role) -> None:
         for role in roles:
             party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
-            if actor.role in (role, Role.SERVICE) and actor.party_id == party.party_id:
+            if actor.acts_as(role, party.party_id):
                 return
         raise NotPermitted(f"only this order's {' or '.join(roles)} may do this")
 

@@ -210,8 +210,7 @@ class Escrow(Aggregate):
     # --- money in ------------------------------------------------------------------------
 
     def require_buyer(self, actor: Actor) -> None:
-        if not (actor.role in (Role.BUYER, Role.SERVICE)
-                and actor.party_id == self.parties.buyer.party_id):
+        if not actor.acts_as(Role.BUYER, self.parties.buyer.party_id):
             raise NotPermitted("only this order's buyer may pay for it")
 
     def require_awaiting_funds(self) -> None:
@@ -219,12 +218,7 @@ class Escrow(Aggregate):
             raise DomainError(f"the escrow of this order is {self.status}; it takes no payment")
 
     def may_read(self, actor: Actor) -> bool:
-        if actor.role is Role.AGENT:
-            return True
-        as_buyer = actor.party_id == self.parties.buyer.party_id and actor.role in (Role.BUYER, Role.SERVICE)
-        as_supplier = (actor.party_id == self.parties.supplier.party_id
-                       and actor.role in (Role.SUPPLIER, Role.SERVICE))
-        return as_buyer or as_supplier
+        return actor.may_read(self.parties)
 
     def funding(self, source_id: str) -> Funding | None:
         return next((f for f in self.fundings if f.source_id == source_id), None)

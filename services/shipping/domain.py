@@ -134,7 +134,7 @@ class Shipment(Aggregate):
     def submit_dispatch(self, actor: Actor, carrier: Carrier, tracking_number: str,
                         ship_date: date, now: datetime) -> bool:
         """Record the courier details. Returns False for a repeat of the recorded proof."""
-        if actor.role != Role.SUPPLIER or actor.party_id != self.parties.supplier.party_id:
+        if not actor.acts_as(Role.SUPPLIER, self.parties.supplier.party_id):
             raise NotPermitted("only the order's supplier can submit proof of dispatch")
         if self.dispatch is not None:
             if self.dispatch.repeats(carrier, tracking_number, ship_date):
@@ -201,11 +201,7 @@ class Shipment(Aggregate):
     # --- who may see it ----------------------------------------------------------------
 
     def require_viewer(self, actor: Actor) -> None:
-        if actor.role == Role.AGENT:
-            return
-        if actor.role == Role.BUYER and actor.party_id == self.parties.buyer.party_id:
-            return
-        if actor.role == Role.SUPPLIER and actor.party_id == self.parties.supplier.party_id:
+        if actor.may_read(self.parties):
             return
         raise NotPermitted("only the order's buyer and supplier, or a customer service agent, "
                            "can see its shipment")

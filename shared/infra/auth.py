@@ -16,7 +16,7 @@ import jwt
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
-from shared.contracts.parties import Role
+from shared.contracts.parties import Parties, Role
 from shared.infra.errors import DomainError, NotPermitted
 from shared.infra.settings import ServiceSettings
 
@@ -31,6 +31,16 @@ class Unauthenticated(DomainError):
 class Actor(BaseModel):
     party_id: str
     role: Role
+
+    def acts_as(self, role: Role, party_id: str) -> bool:
+        """This actor is that party in that role, itself or through another platform service
+        acting on its behalf (role ``service``)."""
+        return self.party_id == party_id and self.role in (role, Role.SERVICE)
+
+    def may_read(self, parties: Parties) -> bool:
+        """Customer service sees every order; a party sees its own."""
+        return (self.role is Role.AGENT or self.acts_as(Role.BUYER, parties.buyer.party_id)
+                or self.acts_as(Role.SUPPLIER, parties.supplier.party_id))
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:

@@ -5,15 +5,15 @@ messages per second; a benchmark, not a test.
     .venv/bin/python -m bench.consumer --events 1000 --seconds 8
 
 Scenarios, each on its own topics and database:
+- kafka-commit: the ceiling over the others: a bare aiokafka consumer reading the same
+  backlog, committing after every message (as the services' subscribers do) or not at all;
 - order-distinct: EscrowFunded for as many distinct confirmed orders (each one loads the
   order, saves it as paid with the event id, reads its outbox);
 - order-duplicates: one EscrowFunded delivered ``--events`` times (the first is handled,
   the rest are found in the order's handled ids and dropped);
-- order-distinct on mongo-strict instead of FerretDB, for comparison;
+- order-distinct-strict: order-distinct on mongo-strict instead of FerretDB;
 - notify-distinct: OrderPlaced for as many orders (each stores one email job per party;
-  no mail is sent: the sending job is not started);
-- kafka-commit: the floor under all of them: a bare aiokafka consumer reading the same
-  backlog, committing after every message (as the services' subscribers do) or not at all.
+  no mail is sent: the sending job is not started).
 Each scenario stops after ``--seconds`` of consuming, whether or not the backlog is done.
 """
 

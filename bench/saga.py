@@ -191,8 +191,10 @@ async def main(args: argparse.Namespace) -> None:
     async with private_mailbox() as mailbox:
         infra.smtp_port = mailbox.port
         platform = Platform(infra, ManualClock(), prefix=prefix)
+        databases = {name: f"{database}_{name}" if args.database_per_service else database
+                     for name in SERVICES}
         for name in SERVICES:
-            platform.runtimes[name] = build_runtime(name, infra, prefix, database, platform.clock,
+            platform.runtimes[name] = build_runtime(name, infra, prefix, databases[name], platform.clock,
                                                     args.sweep_seconds)
             if name != "notify":
                 watch.hook(name, platform.runtimes[name])
@@ -202,8 +204,9 @@ async def main(args: argparse.Namespace) -> None:
             sweeps = ("each service's default intervals" if args.sweep_seconds is None
                       else f"every {args.sweep_seconds:g} s")
             print(f"saga: {args.trades} trades, {args.concurrency} at a time, topics {prefix}.*, "
-                  f"Kafka {infra.kafka}, MongoDB {infra.mongodb_url}; periodic jobs at {sweeps}; "
-                  f"{load_average()}")
+                  f"Kafka {infra.kafka}, MongoDB {infra.mongodb_url} "
+                  f"({'a database per service' if args.database_per_service else 'one database'}); "
+                  f"periodic jobs at {sweeps}; {load_average()}")
             warm = time.perf_counter()
             for _ in range(args.warmup):
                 await one_trade(platform, watch)
@@ -229,7 +232,7 @@ async def main(args: argparse.Namespace) -> None:
             print(f"memory: {memory_line()}")
         finally:
             await platform.stop()
-            await remove_run(infra, prefix, [(infra.mongodb_url, database)])
+            await remove_run(infra, prefix, [(infra.mongodb_url, d) for d in set(databases.values())])
 
 
 async def run_trades(platform: Platform, watch: HandlerWatch, args: argparse.Namespace) -> None:
@@ -279,6 +282,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mongo", choices=("ferretdb", "strict"), default="ferretdb",
                         help="the services' MongoDB-wire server: FerretDB (MONGODB_URL, what "
                              "`make run` uses; default) or mongo-strict (MONGODB_STRICT_URL)")
+    parser.add_argument("--database-per-service", action="store_true",
+                        help="each service in its own database (default: one shared database, "
+                             "as `make run` does)")
     parser.add_argument("--verbose", action="store_true", help="a line per batch")
     return parser.parse_args()
 

@@ -1,5 +1,6 @@
-"""What the benchmarks share: the servers' addresses, a run's own topics and database (and
-their removal afterwards), a private mailbox, latency summaries and memory readings."""
+"""What the benchmarks share: the servers' addresses, a run's own topics and databases (and
+their removal afterwards), a private SMTP server, a realistic order, and the figures:
+latency summaries, memory, CPU time of this process and of the servers, MongoDB commands."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.infra.errors import DomainError
@@ -56,7 +57,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def create_app(*, title: str, description: str, settings: Any,
-               ready: Callable[[], Awaitable[dict[str, str]]], lifespan: Any = None) -> FastAPI:
+               ready: Callable[[], Awaitable[dict[str, str]]],
+               metrics: CollectorRegistry | None = None, lifespan: Any = None) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app)
@@ -71,5 +73,11 @@ def create_app(*, title: str, description: str, settings: Any,
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)
+
+    registry = metrics or CollectorRegistry()
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this service's messaging")
+    async def prometheus() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -20,6 +20,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
@@ -41,9 +43,14 @@ TRANSIENT_BACKOFF_SECONDS = 0.5
 DEAD_LETTER_REASON = "x-dead-letter-reason"
 
 
-def make_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+def make_broker(bootstrap_servers: str, client_id: str,
+                registry: CollectorRegistry | None = None) -> KafkaBroker:
+    """An idempotent producer; with a registry, Prometheus metrics of every message received
+    and published (dead letters show as messages published to a ``*.deadletter`` topic)."""
+    middlewares = [KafkaPrometheusMiddleware(registry=registry, app_name=client_id,
+                                             metrics_prefix="escrow")] if registry else []
     return KafkaBroker(bootstrap_servers, client_id=client_id, enable_idempotence=True,
-                       logger=logging.getLogger(f"faststream.{client_id}"))
+                       logger=logging.getLogger(f"faststream.{client_id}"), middlewares=middlewares)
 
 
 async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -47,15 +48,17 @@ class ServiceRuntime:
     jobs: list[Job] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     http: FastAPI | None = None
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     # --- composition: what every service's composition root does the same way ---------
 
     @classmethod
     def create(cls, service: Service, settings: ServiceSettings) -> ServiceRuntime:
+        metrics = CollectorRegistry()
         return cls(service=service, settings=settings, topics=Topics(settings.topic_prefix),
-                   broker=make_broker(settings.kafka_bootstrap_servers, client_id=f"escrow-{service}"),
-                   mongo=mongo_client(settings))
+                   broker=make_broker(settings.kafka_bootstrap_servers, f"escrow-{service}", metrics),
+                   mongo=mongo_client(settings), metrics=metrics)
 
     @property
     def database(self) -> AsyncDatabase:
@@ -76,7 +79,7 @@ class ServiceRuntime:
 
     def serve_http(self, title: str, description: str, router: APIRouter) -> None:
         self.http = create_app(title=title, description=description, settings=self.settings,
-                               ready=self.readiness, lifespan=self.lifespan)
+                               ready=self.readiness, lifespan=self.lifespan, metrics=self.metrics)
         self.http.include_router(router)
 
     # --- running ---------------------------------------------------------------------------

@@ -149,6 +149,12 @@ async def test_bad_messages_are_dead_lettered_with_a_reason_and_the_consumer_goe
     assert reasons[0].startswith("invalid payment.escrow_funded payload")
     assert reasons[1].startswith("malformed envelope")
     assert all(letter.key == order_id.encode() for letter in letters)
+    async with world.client("order", "agent-1", Role.AGENT) as client:
+        metrics = (await client.get("/metrics")).text
+    dead_lettered = [line for line in metrics.splitlines()
+                     if line.startswith("escrow_published_messages_total")
+                     and topics.dead_letters(Service.ORDER) in line]
+    assert dead_lettered and float(dead_lettered[0].rsplit(" ", 1)[1]) == 2.0, metrics
 
 
 async def test_an_unprocessable_message_can_be_replayed_once_fixed(order_service: Platform):

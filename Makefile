@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup run demo stop test unit asyncapi
+.PHONY: setup run demo stop test unit asyncapi bench
 
 setup:  ## the Python environment (installs uv if missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -28,3 +28,8 @@ unit: setup  ## the fast tests only
 
 asyncapi: setup  ## regenerate docs/asyncapi.yaml from the code
 	@.venv/bin/python -m services.asyncapi --write
+
+bench: setup  ## figures, not tests: whole trades, the store and the outbox, one consumer (bench/README.md)
+	@bash deploy/local/infra.sh up
+	@set -a; . .run/infra.env; set +a; \
+	  .venv/bin/python -m bench.saga --verbose && .venv/bin/python -m bench.store && .venv/bin/python -m bench.consumer

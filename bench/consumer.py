@@ -129,7 +129,7 @@ async def run(scenario: Scenario, infra: Infra, args: argparse.Namespace) -> Non
     clock = ManualClock()
     client: AsyncMongoClient = AsyncMongoClient(scenario.mongodb_url, tz_aware=True)
     try:
-        store = AggregateStore.in_database(client, database, "orders", Order)
+        store = AggregateStore(client[database]["orders"], Order)
         orders = [confirmed_order(f"ord_{prefix[-8:]}{i:08d}", clock.now()) for i in range(args.events)]
         seeding = time.perf_counter()
         envelopes = await scenario.backlog(store, orders)

@@ -119,7 +119,7 @@ async def one_server(name: str, url: str, database: str, publisher: EventPublish
     clock = ManualClock()
     client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=10_000)
     try:
-        store = AggregateStore.in_database(client, database, "orders", Order)
+        store = AggregateStore(client[database]["orders"], Order)
         await store.create_indexes("parties.buyer.party_id", "parties.supplier.party_id")
         print(f"\n{name} ({url})")
         ids: list[str] = []

@@ -93,17 +93,9 @@ async def remove_run(infra: Infra, prefix: str, databases: Iterable[tuple[str, s
 
 
 def event_consumer(runtime: ServiceRuntime) -> EventConsumer:
-    """The service's EventConsumer. Shipping and dispute build theirs without handing it to
-    their ServiceRuntime (``runtime.consumer`` is None), so it is found through the one
-    subscriber it registered on the broker."""
-    if runtime.consumer is not None:
-        return runtime.consumer
-    for subscriber in runtime.broker.subscribers:
-        for call in subscriber.calls:
-            owner = getattr(getattr(call.handler, "_original_call", None), "__self__", None)
-            if isinstance(owner, EventConsumer):
-                return owner
-    raise LookupError(f"no EventConsumer on the {runtime.service} broker")
+    if runtime.consumer is None:
+        raise LookupError(f"the {runtime.service} service consumes nothing")
+    return runtime.consumer
 
 
 # --- figures --------------------------------------------------------------------------

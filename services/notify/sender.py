@@ -89,22 +89,30 @@ class EmailSender:
         self.policy = policy
 
     async def send_due(self) -> int:
-        """Send every job that is due; returns how many were sent."""
+        """Send every job that is due, batch after batch while batches come back full;
+        returns how many were sent. A failed job is due again only later, so this ends."""
         sent = 0
-        for job in await self.jobs.claim_due(self.clock.now(), self.policy.lease, self.policy.batch):
-            if job.attempts > self.policy.max_attempts:
-                # Claimed again after its lease ran out mid-send, with no tries left.
-                await self._give_up(job, job.last_error or "the sender stopped while sending")
-                continue
-            try:
-                await self.transport.send(build_message(job, self.mail_from, self.clock.now()))
-            except Exception as exc:
-                await self._failed(job, f"{type(exc).__name__}: {exc}")
-                continue
-            if await self.jobs.mark_sent(job, self.clock.now()):
-                log.info("sent %s (%s) to %s for order %s", job.step, job.id, job.to, job.order_id)
-                sent += 1
-        return sent
+        while True:
+            batch = await self.jobs.claim_due(self.clock.now(), self.policy.lease, self.policy.batch)
+            for job in batch:
+                sent += await self._send(job)
+            if len(batch) < self.policy.batch:
+                return sent
+
+    async def _send(self, job: EmailJob) -> int:
+        if job.attempts > self.policy.max_attempts:
+            # Claimed again after its lease ran out mid-send, with no tries left.
+            await self._give_up(job, job.last_error or "the sender stopped while sending")
+            return 0
+        try:
+            await self.transport.send(build_message(job, self.mail_from, self.clock.now()))
+        except Exception as exc:
+            await self._failed(job, f"{type(exc).__name__}: {exc}")
+            return 0
+        if await self.jobs.mark_sent(job, self.clock.now()):
+            log.info("sent %s (%s) to %s for order %s", job.step, job.id, job.to, job.order_id)
+            return 1
+        return 0
 
     async def _failed(self, job: EmailJob, error: str) -> None:
         if job.attempts >= self.policy.max_attempts:

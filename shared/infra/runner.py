@@ -126,7 +126,7 @@ class AggregateRunner(Generic[A]):
             except Exception:
                 log.exception("publishing the outbox of order %s failed; the sweep retries it",
                               order_id)
-            if published:
+            if published or not messages:  # nothing left: make sure the sweep stops looking
                 await self.store.mark_published(order_id, published)
             return len(published)
 

@@ -108,13 +108,15 @@ class AggregateStore(Generic[A]):
         return [OutboxMessage(**m) for m in (doc or {}).get("outbox", [])]
 
     async def mark_published(self, order_id: str, published: list[OutboxMessage]) -> None:
-        # $pullAll removes exact elements: the one form of array removal FerretDB v1 and
-        # MongoDB agree on.
-        await self._collection.update_one(
-            {"_id": order_id}, {"$pullAll": {"outbox": [m.__dict__ for m in published]}})
-        # Clear the flag only if nothing new was appended meanwhile.
-        await self._collection.update_one(
-            {"_id": order_id, "outbox": {"$size": 0}}, {"$set": {"outbox_pending": False}})
+        messages = [m.__dict__ for m in published]
+        # Usually the outbox holds exactly what was just published: empty it in one write.
+        emptied = await self._collection.update_one(
+            {"_id": order_id, "outbox": messages}, {"$set": {"outbox": [], "outbox_pending": False}})
+        if emptied.matched_count == 0:
+            # More was appended meanwhile: remove only what was published, and the flag stays
+            # up for the rest. ($pullAll removes exact elements: the one form of array
+            # removal FerretDB v1 and MongoDB agree on.)
+            await self._collection.update_one({"_id": order_id}, {"$pullAll": {"outbox": messages}})
 
     async def with_pending_outbox(self, limit: int = 500) -> list[str]:
         cursor = self._collection.find({"outbox_pending": True}, projection={"_id": 1}).limit(limit)

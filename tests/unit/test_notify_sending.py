@@ -164,6 +164,17 @@ async def test_one_undeliverable_mail_does_not_hold_up_the_others(
     assert {m["To"] for m in transport.sent} == {"buyer@acme.example"}
 
 
+async def test_a_backlog_larger_than_a_batch_is_sent_in_one_round(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    for _ in range(5):
+        event = sample(ev.OrderConfirmed)
+        await notifications.on_event(envelope_of(event), event)
+    transport = FakeTransport(failing={"sales@bolts.example"})
+
+    assert await sender_for(repo, clock, transport, batch=2).send_due() == 5
+    assert len(transport.sent) == 5  # the five failed ones wait for their retry time
+
+
 async def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(
         notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
     event = sample(ev.CardPaymentDeclined)

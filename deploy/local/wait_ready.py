@@ -31,7 +31,7 @@ import smtplib
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 PROBE_TOPIC = "escrow-infra-readiness-probe"

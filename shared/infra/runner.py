@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -48,7 +48,7 @@ class _KeyedLocks:
         self._users: dict[str, int] = defaultdict(int)
 
     @asynccontextmanager
-    async def __call__(self, key: str) -> Iterator[None]:  # type: ignore[misc]
+    async def __call__(self, key: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] += 1
         try:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts.parties import Parties, Role
@@ -65,14 +66,17 @@ def verify_token(secret: str, token: str) -> Actor:
         raise Unauthenticated(f"the token is not valid: {exc}") from None
 
 
-def current_actor(request: Request) -> Actor:
+_bearer = HTTPBearer(auto_error=False, description="A signed token naming your party and role; "
+                     "a development one: python -m shared.infra.auth --role buyer --party buyer-1")
+
+
+def current_actor(request: Request,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Actor:
     """FastAPI dependency: the authenticated actor of this request."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if credentials is None:
         raise Unauthenticated("send 'Authorization: Bearer <token>'")
     settings: ServiceSettings = request.app.state.settings
-    return verify_token(settings.auth_secret.get_secret_value(), token)
+    return verify_token(settings.auth_secret.get_secret_value(), credentials.credentials)
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -122,8 +122,8 @@ def real_infrastructure() -> Iterator[Infra | str]:
                     Mailbox(Path(env.get("MAILBOX_DIR", REPO / ".run/mail"))),
                     env.get("MONGODB_STRICT_URL"))
     elif docker_engine_answers():
-        from testcontainers.kafka import KafkaContainer
-        from testcontainers.mongodb import MongoDbContainer
+        from testcontainers.community.kafka import KafkaContainer
+        from testcontainers.community.mongodb import MongoDbContainer
 
         with KafkaContainer().with_kraft() as kafka, MongoDbContainer("mongo:7") as mongo, \
                 _mailbox_process() as (smtp_port, folder):

@@ -58,4 +58,6 @@ class Aggregate(BaseModel):
             self.on_deadline(kind, at, now)
 
     def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
-        raise NotImplementedError(f"{type(self).__name__} sets no deadline {kind!r}")
+        """What happens when a deadline comes; aggregates that set deadlines say. A stored
+        deadline nobody handles is a fault in the data, not something to drop quietly."""
+        raise LookupError(f"{type(self).__name__} has no rule for the deadline {kind!r}")

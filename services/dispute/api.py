@@ -89,7 +89,9 @@ class ReceiptView(BaseModel):
                                                      "dispute stops it")
 
 
-class DisputeView(BaseModel):
+class _OrderProtection(BaseModel):
+    """What both views say of the order the protection covers."""
+
     order_id: str
     status: ProtectionStatus
     parties: Parties
@@ -98,6 +100,9 @@ class DisputeView(BaseModel):
     ship_date: date | None
     carrier: Carrier | None
     tracking_number: str | None
+
+
+class DisputeView(_OrderProtection):
     dispute: Dispute
     history: list[HistoryEntry]
 
@@ -108,15 +113,7 @@ class DisputeView(BaseModel):
                    dispute=protection.dispute)
 
 
-class ProtectionView(BaseModel):
-    order_id: str
-    status: ProtectionStatus
-    parties: Parties
-    currency: str | None
-    paid_amount: int | None
-    ship_date: date | None
-    carrier: Carrier | None
-    tracking_number: str | None
+class ProtectionView(_OrderProtection):
     dispute_opens_at: datetime | None
     receipt: ReceiptView
     dispute: Dispute | None

@@ -8,6 +8,8 @@ never hold the same job; the outcome is written only by the holder of the curren
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import copy
 import uuid
 from datetime import datetime, timedelta
@@ -63,7 +65,26 @@ def _from_doc(doc: dict[str, Any]) -> EmailJob:
     return EmailJob.model_validate({**{k: v for k, v in doc.items() if k != "_id"}, "id": doc["_id"]})
 
 
-class EmailRepository:
+class _SendOutcomes(ABC):
+    """What each outcome of a send records; storing it (only by the current lease holder)
+    is each repository's ``_finish``."""
+
+    @abstractmethod
+    async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool: ...
+
+    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
+        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
+                                        "last_error": None})
+
+    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
+                                        "last_error": error})
+
+    async def give_up(self, job: EmailJob, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
+
+
+class EmailRepository(_SendOutcomes):
     def __init__(self, collection: AsyncCollection) -> None:
         self._collection = collection
 
@@ -99,17 +120,6 @@ class EmailRepository:
             {"$set": _released(**fields)})
         return result.modified_count == 1
 
-    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
-        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
-                                        "last_error": None})
-
-    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
-        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
-                                        "last_error": error})
-
-    async def give_up(self, job: EmailJob, error: str) -> bool:
-        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
-
     async def for_order(self, order_id: str) -> list[EmailJob]:
         cursor = self._collection.find({"order_id": order_id}).sort(
             [("created_at", ASCENDING), ("_id", ASCENDING)])
@@ -117,7 +127,7 @@ class EmailRepository:
 
 
 
-class InMemoryEmailRepository:
+class InMemoryEmailRepository(_SendOutcomes):
     """The same contract in a dict, for unit tests."""
 
     def __init__(self) -> None:
@@ -150,17 +160,6 @@ class InMemoryEmailRepository:
             return False
         doc.update(_released(**fields))
         return True
-
-    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
-        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
-                                        "last_error": None})
-
-    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
-        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
-                                        "last_error": error})
-
-    async def give_up(self, job: EmailJob, error: str) -> bool:
-        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
 
     async def for_order(self, order_id: str) -> list[EmailJob]:
         docs = sorted((d for d in self.docs.values() if d["order_id"] == order_id),

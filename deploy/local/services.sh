@@ -3,6 +3,8 @@
 # deploy/local/infra.sh (reads .run/infra.env). Logs: .run/logs/<service>.log.
 #
 # Usage: deploy/local/services.sh up | down | status
+# Ports: ORDER_HTTP_PORT (8001), PAYMENT_HTTP_PORT (8002), SHIPPING_HTTP_PORT (8003),
+# DISPUTE_HTTP_PORT (8004), NOTIFY_HTTP_PORT (8005); ESCROW_RUN_DIR as for infra.sh.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +15,9 @@ PID_DIR="$RUN_DIR/pids"
 VENV_PY="$REPO_ROOT/.venv/bin/python"
 READY_TIMEOUT="${SERVICES_READY_TIMEOUT:-60}"
 
-declare -A PORTS=([order]=8001 [payment]=8002 [shipping]=8003 [dispute]=8004 [notify]=8005)
+declare -A PORTS=([order]="${ORDER_HTTP_PORT:-8001}" [payment]="${PAYMENT_HTTP_PORT:-8002}"
+                  [shipping]="${SHIPPING_HTTP_PORT:-8003}" [dispute]="${DISPUTE_HTTP_PORT:-8004}"
+                  [notify]="${NOTIFY_HTTP_PORT:-8005}")
 SERVICES=(order payment shipping dispute notify)
 
 die() { printf 'deploy/local/services.sh: %s\n' "$*" >&2; exit 1; }

@@ -23,11 +23,13 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
     runtime.consume(notifications.handlers())
     sender = EmailSender(
         jobs, transport or SmtpTransport(settings.smtp_host, settings.smtp_port,
-                                         settings.smtp_timeout_seconds),
+                                         settings.smtp_timeout_seconds,
+                                         pool_size=settings.smtp_pool_size),
         clock, mail_from=settings.mail_from,
         policy=RetryPolicy(max_attempts=settings.max_attempts,
                            backoff_base=settings.send_backoff_base,
-                           backoff_cap=settings.send_backoff_cap, lease=settings.send_lease))
+                           backoff_cap=settings.send_backoff_cap, lease=settings.send_lease,
+                           batch=settings.send_batch, concurrency=settings.send_concurrency))
     runtime.on_start.append(jobs.create_indexes)
     runtime.jobs.append(Job("send-emails", settings.notify_send_interval_seconds, sender.send_due))
     runtime.serve_http(

@@ -91,6 +91,7 @@ class EmailRepository(_SendOutcomes):
     async def create_indexes(self) -> None:
         await self._collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._collection.create_index([("order_id", ASCENDING), ("created_at", ASCENDING)])
+        await self._collection.create_index([("lease_token", ASCENDING)])
 
     async def add(self, job: EmailJob) -> bool:
         try:
@@ -100,19 +101,20 @@ class EmailRepository(_SendOutcomes):
         return True
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]:
-        # One scan for the candidates, then a claim by _id each: the claim re-checks that
-        # the job is still due, so a job another sender took meanwhile is skipped.
+        # The oldest due ids, then one update claims them all under one new lease token: the
+        # update re-checks that each is still due, so a job another sender took meanwhile is
+        # left alone, and the token finds exactly the jobs this claim won.
         cursor = self._collection.find(_due(now), projection={"_id": 1}).sort(
             "next_attempt_at", ASCENDING).limit(limit)
-        claimed = []
-        for candidate in await cursor.to_list():
-            doc = await self._collection.find_one_and_update(
-                {"_id": candidate["_id"], **_due(now)},
-                {"$set": _claim(now, lease), "$inc": {"attempts": 1}},
-                return_document=ReturnDocument.AFTER)
-            if doc is not None:
-                claimed.append(_from_doc(doc))
-        return claimed
+        ids = [candidate["_id"] for candidate in await cursor.to_list()]
+        if not ids:
+            return []
+        claim = _claim(now, lease)
+        await self._collection.update_many({"_id": {"$in": ids}, **_due(now)},
+                                           {"$set": claim, "$inc": {"attempts": 1}})
+        won = self._collection.find({"lease_token": claim["lease_token"]}).sort(
+            "next_attempt_at", ASCENDING)
+        return [_from_doc(doc) async for doc in won]
 
     async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:
         result = await self._collection.update_one(
@@ -165,4 +167,3 @@ class InMemoryEmailRepository(_SendOutcomes):
         docs = sorted((d for d in self.docs.values() if d["order_id"] == order_id),
                       key=lambda d: (d["created_at"], d["_id"]))
         return [_from_doc(copy.deepcopy(d)) for d in docs]
-

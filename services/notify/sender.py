@@ -33,17 +33,68 @@ class MailTransport(Protocol):
 
 
 class SmtpTransport:
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+    """SMTP with a bounded pool of open connections: a connection carries many mails, one
+    at a time. A pooled connection the server dropped while idle is replaced once; any other
+    failure closes the connection and is the caller's failed attempt."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0, *, pool_size: int = 4,
+                 mails_per_connection: int = 100) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.mails_per_connection = mails_per_connection
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[_Connection] = []
+        self.connections_opened = 0
 
     async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._send, message)
+        async with self._slots:
+            pooled = self._idle.pop() if self._idle else None
+            connection = await asyncio.to_thread(self._send, pooled, message)
+            if connection.sent < self.mails_per_connection:
+                self._idle.append(connection)
+            else:
+                await asyncio.to_thread(connection.close)
 
-    def _send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            smtp.send_message(message)
+    def _send(self, pooled: _Connection | None, message: EmailMessage) -> _Connection:
+        if pooled is not None:
+            try:
+                return pooled.send(message)
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                pass  # dropped while idle (server timeout, restart): not an answer to this mail
+            except BaseException:
+                pooled.close()
+                raise
+            pooled.close()
+        connection = _Connection(smtplib.SMTP(self.host, self.port, timeout=self.timeout))
+        self.connections_opened += 1
+        try:
+            return connection.send(message)
+        except BaseException:
+            connection.close()
+            raise
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await asyncio.to_thread(connection.close)
+
+
+@dataclass
+class _Connection:
+    smtp: smtplib.SMTP
+    sent: int = 0
+
+    def send(self, message: EmailMessage) -> _Connection:
+        self.smtp.send_message(message)
+        self.sent += 1
+        return self
+
+    def close(self) -> None:
+        try:
+            self.smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self.smtp.close()  # the server is gone already: just drop the socket
 
 
 def build_message(job: EmailJob, mail_from: str, now: datetime) -> EmailMessage:
@@ -73,6 +124,8 @@ class RetryPolicy:
     # How long a claimed job is ours; past it another round may take it over.
     lease: timedelta = timedelta(minutes=2)
     batch: int = 50
+    # Mails handed to the transport at once (the SMTP pool bounds open connections).
+    concurrency: int = 8
 
     def delay_after(self, attempts: int) -> timedelta:
         """The wait before the next try, after ``attempts`` failed tries (1, 2, ...)."""
@@ -87,17 +140,22 @@ class EmailSender:
         self.clock = clock
         self.mail_from = mail_from
         self.policy = policy
+        self._in_flight = asyncio.Semaphore(policy.concurrency)
 
     async def send_due(self) -> int:
-        """Send every job that is due, batch after batch while batches come back full;
-        returns how many were sent. A failed job is due again only later, so this ends."""
+        """Send every job that is due, batch after batch while batches come back full, up to
+        ``policy.concurrency`` at a time; returns how many were sent. A failed job is due
+        again only later, so this ends."""
         sent = 0
         while True:
             batch = await self.jobs.claim_due(self.clock.now(), self.policy.lease, self.policy.batch)
-            for job in batch:
-                sent += await self._send(job)
+            sent += sum(await asyncio.gather(*(self._bounded(job) for job in batch)))
             if len(batch) < self.policy.batch:
                 return sent
+
+    async def _bounded(self, job: EmailJob) -> int:
+        async with self._in_flight:
+            return await self._send(job)
 
     async def _send(self, job: EmailJob) -> int:
         if job.attempts > self.policy.max_attempts:

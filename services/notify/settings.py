@@ -14,7 +14,12 @@ class NotifySettings(ServiceSettings):
     smtp_timeout_seconds: float = 30.0
     mail_from: str = "Escrow <notifications@escrow.example>"
     customer_service_email: EmailStr = "disputes@escrow.example"
-    notify_send_interval_seconds: float = 2.0
+    notify_send_interval_seconds: float = 1.0
+    # Open SMTP connections kept for reuse, and mails in flight at once.
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    send_concurrency: int = Field(default=8, ge=1, le=256)
+    # Due mails claimed by one query (each under the same lease).
+    send_batch: int = Field(default=100, ge=1, le=1000)
     max_attempts: int = Field(default=8, ge=1)
     send_backoff_base: timedelta = timedelta(seconds=5)
     send_backoff_cap: timedelta = timedelta(minutes=10)

@@ -3,6 +3,7 @@ up after the last attempt, never held by two senders, never blocking other mails
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from email.message import EmailMessage
@@ -232,3 +233,33 @@ async def test_others_cannot_read_an_orders_mails(notifications: Notifications) 
         await notifications.emails_of("ord-2", Actor(party_id="buyer-acme", role=Role.BUYER))
     agent = Actor(party_id="agent-7", role=Role.AGENT)
     assert await notifications.emails_of("ord-2", agent) == []
+
+
+class SlowTransport:
+    """Holds every send until released, counting how many are in flight at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.sent = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0)  # yield, so other sends can start: no time passes
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+        self.sent += 1
+
+
+async def test_mails_are_sent_concurrently_within_a_bound(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    for _ in range(20):
+        event = sample(ev.OrderPlaced)
+        await notifications.on_event(envelope_of(event), event)
+    transport = SlowTransport()
+    sender = EmailSender(repo, transport, clock, mail_from=MAIL_FROM,
+                         policy=RetryPolicy(concurrency=5, batch=100))
+
+    assert await sender.send_due() == 40
+    assert transport.sent == 40 and transport.most_in_flight == 5

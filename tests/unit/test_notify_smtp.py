@@ -113,3 +113,70 @@ async def test_the_emails_of_an_order_over_http() -> None:
         assert other.status_code == 403
         assert other.headers["content-type"] == "application/problem+json"
         assert (await client.get("/orders/ord-1/emails")).status_code == 401
+
+
+class CountingServer:
+    """An in-process SMTP server that counts the connections it accepted and can drop them."""
+
+    def __init__(self) -> None:
+        self.inbox = Inbox()
+        self.sessions: list[SMTP] = []
+
+    def protocol(self) -> SMTP:
+        session = SMTP(self.inbox, hostname="mail.test")
+        self.sessions.append(session)
+        return session
+
+    def drop_connections(self) -> None:
+        for session in self.sessions:
+            if session.transport is not None:
+                session.transport.close()
+
+
+@pytest.fixture
+async def counting_server() -> AsyncIterator[tuple[CountingServer, int]]:
+    counting = CountingServer()
+    server = await asyncio.get_running_loop().create_server(counting.protocol, "127.0.0.1", 0)
+    try:
+        yield counting, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def mails_for(count: int, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    notifications = Notifications(repo, clock, customer_service_email=CS_EMAIL)
+    for _ in range(count):
+        event = sample(ev.CardPaymentDeclined)  # one mail each (to the buyer)
+        await notifications.on_event(envelope_of(event), event)
+
+
+async def test_many_mails_share_a_few_pooled_connections(
+        counting_server: tuple[CountingServer, int]) -> None:
+    server, port = counting_server
+    clock, repo = ManualClock(T0), InMemoryEmailRepository()
+    await mails_for(30, repo, clock)
+    transport = SmtpTransport("127.0.0.1", port, timeout=5, pool_size=3)
+    sender = EmailSender(repo, transport, clock, mail_from="Escrow <notifications@escrow.example>")
+
+    assert await sender.send_due() == 30
+    await transport.close()
+    assert len(server.inbox.received) == 30
+    assert 1 <= len(server.sessions) <= 3
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced(
+        counting_server: tuple[CountingServer, int]) -> None:
+    server, port = counting_server
+    clock, repo = ManualClock(T0), InMemoryEmailRepository()
+    transport = SmtpTransport("127.0.0.1", port, timeout=5, pool_size=1)
+    sender = EmailSender(repo, transport, clock, mail_from="Escrow <notifications@escrow.example>")
+    await mails_for(1, repo, clock)
+    assert await sender.send_due() == 1
+    server.drop_connections()  # e.g. the server's idle timeout, or its restart
+
+    await mails_for(1, repo, clock)
+    assert await sender.send_due() == 1
+    await transport.close()
+    assert len(server.inbox.received) == 2 and len(server.sessions) == 2
+    assert all(job.status == "sent" and job.attempts == 1 for job in await repo.for_order("ord-1"))

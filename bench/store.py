@@ -27,7 +27,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.events import MessagePosted, OrderEvent
 from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.messaging import EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner

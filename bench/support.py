@@ -29,7 +29,7 @@ from pymongo import AsyncMongoClient, monitoring
 from services.order.domain import Order
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.messaging import EventConsumer
 from shared.infra.runtime import ServiceRuntime
 from tests.support.infra import Infra, Mailbox

@@ -13,7 +13,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from shared.contracts.events import DisputeAnswer
 from shared.contracts.parties import Parties
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
-from shared.infra.aggregate import HistoryEntry
+from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
 from shared.infra.http import correlation_id
 from services.dispute.attachments import (

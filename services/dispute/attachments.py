@@ -19,7 +19,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts.trade import Evidence
-from shared.infra.errors import InvalidRequest
+from shared.domain.errors import InvalidRequest
 
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 # What the file must start with to be what it claims; text must be UTF-8 without NULs.

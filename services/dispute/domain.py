@@ -33,9 +33,9 @@ from shared.contracts.events import (
 from shared.contracts.money import Money
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
-from shared.infra.aggregate import Aggregate
-from shared.infra.auth import Actor
-from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.aggregate import Aggregate
+from shared.domain.actor import Actor
+from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
 
 RECEIPT_REMINDER = "receipt_reminder"
 RECEIPT_AUTO_CONFIRM = "receipt_auto_confirm"

@@ -17,8 +17,8 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Role
 from shared.contracts.trade import DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
-from shared.infra.auth import Actor
-from shared.infra.errors import NotFound, NotPermitted
+from shared.domain.actor import Actor
+from shared.domain.errors import NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner
 from services.dispute.attachments import (
     Attachment,

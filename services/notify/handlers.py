@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from shared.contracts.envelope import Envelope, TradeEvent, registered_events
 from shared.contracts.parties import Role
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.clock import Clock
-from shared.infra.errors import NotFound, NotPermitted
+from shared.domain.errors import NotFound, NotPermitted
 from shared.infra.messaging import EventHandler
 from services.notify.emails import EmailJob, compose
 from services.notify.repository import EmailJobs

@@ -11,7 +11,7 @@ from pydantic import BaseModel, EmailStr, Field, field_validator
 from shared.contracts.money import Currency, check_currency
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, LineItem, Logistics
-from shared.infra.aggregate import HistoryEntry
+from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
 from shared.infra.http import correlation_id
 from services.order.domain import Message, Order, OrderStatus

@@ -25,9 +25,9 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Address, LineItem, Logistics
-from shared.infra.aggregate import Aggregate
-from shared.infra.auth import Actor
-from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.aggregate import Aggregate
+from shared.domain.actor import Actor
+from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
 
 PAYMENT_DUE = "payment_due"
 PAYMENT_REMINDER = "payment_reminder"

@@ -21,8 +21,8 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Parties
 from shared.contracts.trade import Address, LineItem, Logistics
-from shared.infra.auth import Actor
-from shared.infra.errors import NotFound, NotPermitted
+from shared.domain.actor import Actor
+from shared.domain.errors import NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner
 from services.order.domain import Message, Order
 from services.order.settings import OrderSettings

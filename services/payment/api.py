@@ -10,12 +10,18 @@ from pydantic import BaseModel, Field, SecretStr
 
 from shared.contracts.money import Currency, PositiveMinorUnits
 from shared.contracts.trade import CardSummary, PaymentMethod, TransferInstructions
-from shared.infra.aggregate import HistoryEntry
+from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
-from shared.infra.http import correlation_id
+from shared.infra.http import Problems, correlation_id
 from services.payment.cards import CardDetails
 from services.payment.domain import Account, Escrow, EscrowStatus, Instruction, LedgerBroken, LedgerEntry
-from services.payment.handlers import PaymentService, TransferOutcome, TransferReport
+from services.payment.handlers import (
+    CardDeclined,
+    PaymentService,
+    ProviderUnavailable,
+    TransferOutcome,
+    TransferReport,
+)
 
 
 class CardPayment(BaseModel):
@@ -128,6 +134,13 @@ class LedgerView(BaseModel):
                    balances={a: escrow.balance(a) for a in Account}, paid_in=escrow.paid_in,
                    held=escrow.held, released=escrow.released, refunded=escrow.refunded,
                    balanced=balanced)
+
+
+# The HTTP answer of the payment service's own errors (the shared ones are in shared.infra.http).
+PROBLEMS: Problems = {
+    CardDeclined: (402, "Card declined"),
+    ProviderUnavailable: (503, "Payment provider unavailable"),
+}
 
 
 def router(service: PaymentService) -> APIRouter:

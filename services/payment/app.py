@@ -8,7 +8,7 @@ from shared.contracts.events import PaymentEvent
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, SystemClock
 from shared.infra.runtime import Job, ServiceRuntime
-from services.payment.api import router
+from services.payment.api import PROBLEMS, router
 from services.payment.domain import Escrow
 from services.payment.handlers import PaymentService
 from services.payment.provider import PaymentProvider, SandboxProvider
@@ -42,5 +42,6 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
     runtime.serve_http(
         "Escrow: payments",
         "Escrow per order as a double-entry ledger: card payments, bank transfers matched by "
-        "reference, releases to the supplier and refunds to the buyer.", router(service))
+        "reference, releases to the supplier and refunds to the buyer.", router(service),
+        problems=PROBLEMS)
     return runtime

@@ -13,7 +13,7 @@ from datetime import date
 
 from pydantic import SecretStr
 
-from shared.infra.errors import InvalidRequest
+from shared.domain.errors import InvalidRequest
 
 _SEPARATORS = re.compile(r"[\s-]")
 

@@ -45,9 +45,9 @@ from shared.contracts.trade import (
     RequestedOutcome,
     TransferInstructions,
 )
-from shared.infra.aggregate import Aggregate
-from shared.infra.auth import Actor
-from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.aggregate import Aggregate
+from shared.domain.actor import Actor
+from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
 
 
 class LedgerBroken(Exception):

@@ -26,8 +26,8 @@ from shared.contracts.events import (
 from shared.contracts.money import Money
 from shared.contracts.parties import Role
 from shared.contracts.trade import CardSummary, PaymentMethod, TransferInstructions
-from shared.infra.auth import Actor
-from shared.infra.errors import DomainError, NotFound, NotPermitted
+from shared.domain.actor import Actor
+from shared.domain.errors import DomainError, NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner
 from services.payment.cards import CardDetails, check_card
 from services.payment.domain import Escrow, Instruction, InstructionKind
@@ -43,13 +43,11 @@ REFERENCE_ATTEMPTS = 5
 
 
 class CardDeclined(DomainError):
-    status = 402
-    title = "Card declined"
+    """The provider refused the card (HTTP 402)."""
 
 
 class ProviderUnavailable(DomainError):
-    status = 503
-    title = "Payment provider unavailable"
+    """The provider could not be reached; nothing was charged (HTTP 503)."""
 
 
 @dataclass(frozen=True)

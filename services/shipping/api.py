@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from shared.contracts.parties import Parties
 from shared.contracts.trade import Carrier, Logistics
-from shared.infra.aggregate import HistoryEntry
+from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
 from shared.infra.http import correlation_id
 from services.shipping.domain import Dispatch, Shipment, ShipmentStatus

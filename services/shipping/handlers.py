@@ -8,8 +8,8 @@ from datetime import date, datetime
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import EscrowFunded, OrderCancelled, OrderClosed, OrderConfirmed
 from shared.contracts.trade import Carrier
-from shared.infra.auth import Actor
-from shared.infra.errors import NotFound
+from shared.domain.actor import Actor
+from shared.domain.errors import NotFound
 from shared.infra.runner import AggregateRunner
 from services.shipping.domain import Shipment
 from services.shipping.settings import ShippingSettings

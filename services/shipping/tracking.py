@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.contracts.trade import Carrier
-from shared.infra.errors import InvalidRequest
+from shared.domain.errors import InvalidRequest
 
 S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 

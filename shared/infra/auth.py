@@ -15,38 +15,21 @@ from typing import Annotated
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from shared.contracts.parties import Parties, Role
-from shared.infra.errors import DomainError, NotPermitted
+from shared.contracts.parties import Role
+from shared.domain.actor import Actor
 from shared.infra.settings import ServiceSettings
 
 ALGORITHM = "HS256"
 
 
-class Unauthenticated(DomainError):
-    status = 401
-    title = "Authentication required"
+class Unauthenticated(Exception):
+    """The request carries no valid token (HTTP 401)."""
 
-
-class Actor(BaseModel):
-    party_id: str
-    role: Role
-
-    def acts_as(self, role: Role, party_id: str) -> bool:
-        """This actor is that party in that role, itself or through another platform service
-        acting on its behalf (role ``service``)."""
-        return self.party_id == party_id and self.role in (role, Role.SERVICE)
-
-    def may_read(self, parties: Parties) -> bool:
-        """Customer service sees every order; a party sees its own."""
-        return (self.role is Role.AGENT or self.acts_as(Role.BUYER, parties.buyer.party_id)
-                or self.acts_as(Role.SUPPLIER, parties.supplier.party_id))
-
-    def require(self, *roles: Role) -> None:
-        if self.role not in roles:
-            raise NotPermitted(f"a {self.role} may not do this; it needs the role "
-                               + " or ".join(str(r) for r in roles))
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 def mint_token(secret: str, party_id: str, role: Role, ttl: timedelta = timedelta(days=30),

@@ -1,5 +1,7 @@
 """The HTTP side every service shares: RFC 9457 problem details for every error (with
-field-level entries for validation), health endpoints, correlation ids."""
+field-level entries for validation), health endpoints, correlation ids.
+
+Domain errors carry no status code: this is where each type gets its HTTP answer."""
 
 from __future__ import annotations
 
@@ -13,10 +15,29 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.infra.errors import DomainError
+from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
+from shared.infra.auth import Unauthenticated
 
 PROBLEM = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
+
+# Status and title per error type; the most specific class in an error's MRO wins.
+# A service adds its own (e.g. a declined card) through ``create_app(problems=...)``.
+Problems = dict[type[Exception], tuple[int, str]]
+PROBLEMS: Problems = {
+    DomainError: (409, "Not allowed in the order's current state"),
+    InvalidRequest: (422, "Invalid request"),
+    NotPermitted: (403, "Not permitted"),
+    NotFound: (404, "Not found"),
+    Unauthenticated: (401, "Authentication required"),
+}
+
+
+def status_of(exc: Exception, problems: Problems) -> tuple[int, str]:
+    for cls in type(exc).__mro__:
+        if cls in problems:
+            return problems[cls]
+    raise LookupError(f"no HTTP answer is declared for {type(exc).__name__}")
 
 
 def problem(status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None,
@@ -35,11 +56,16 @@ def correlation_id(request: Request) -> str:
     return request.headers.get(CORRELATION_HEADER) or uuid.uuid4().hex
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        errors = [{"field": exc.field, "message": exc.detail}] if exc.field else None
-        return problem(exc.status, exc.title, exc.detail, errors=errors, instance=request.url.path)
+def install_problem_handlers(app: FastAPI, problems: Problems) -> None:
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        status, title = status_of(exc, problems)
+        field = getattr(exc, "field", None)
+        detail = getattr(exc, "detail", str(exc))
+        errors = [{"field": field, "message": detail}] if field else None
+        return problem(status, title, detail, errors=errors, instance=request.url.path)
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(Unauthenticated, domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,10 +84,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def create_app(*, title: str, description: str, settings: Any,
                ready: Callable[[], Awaitable[dict[str, str]]],
-               metrics: CollectorRegistry | None = None, lifespan: Any = None) -> FastAPI:
+               metrics: CollectorRegistry | None = None, lifespan: Any = None,
+               problems: Problems | None = None) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
-    install_problem_handlers(app)
+    install_problem_handlers(app, {**PROBLEMS, **(problems or {})})
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

@@ -27,7 +27,8 @@ from pymongo.errors import ConnectionFailure
 
 from shared.contracts.envelope import Envelope, TradeEvent, UnknownEventType, documented_envelope
 from shared.contracts.topics import Service, Topics
-from shared.infra.errors import ConcurrencyConflict, DomainError
+from shared.domain.errors import DomainError
+from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import OutboxMessage
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from shared.contracts.envelope import Envelope
-from shared.infra.aggregate import Aggregate
+from shared.domain.aggregate import Aggregate
 from shared.infra.clock import Clock
-from shared.infra.errors import ConcurrencyConflict
+from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import AggregateStore, InMemoryAggregateStore, OutboxMessage
 
 log = logging.getLogger(__name__)

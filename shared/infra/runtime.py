@@ -18,9 +18,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contracts.envelope import TradeEvent
 from shared.contracts.topics import Service, Topics
-from shared.infra.aggregate import Aggregate
+from shared.domain.aggregate import Aggregate
 from shared.infra.clock import Clock
-from shared.infra.http import create_app
+from shared.infra.http import Problems, create_app
 from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
@@ -77,9 +77,12 @@ class ServiceRuntime:
     def consume(self, handlers: dict[type[TradeEvent], EventHandler]) -> None:
         self.consumer = EventConsumer(self.service, self.broker, self.topics, handlers)
 
-    def serve_http(self, title: str, description: str, router: APIRouter) -> None:
+    def serve_http(self, title: str, description: str, router: APIRouter,
+                   problems: Problems | None = None) -> None:
+        """``problems``: the HTTP answer of the service's own error types."""
         self.http = create_app(title=title, description=description, settings=self.settings,
-                               ready=self.readiness, lifespan=self.lifespan, metrics=self.metrics)
+                               ready=self.readiness, lifespan=self.lifespan, metrics=self.metrics,
+                               problems=problems)
         self.http.include_router(router)
 
     # --- running ---------------------------------------------------------------------------

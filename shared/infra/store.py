@@ -19,10 +19,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.envelope import Envelope
-from shared.infra.aggregate import Aggregate
-from shared.infra.errors import ConcurrencyConflict
+from shared.domain.aggregate import Aggregate
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class ConcurrencyConflict(Exception):
+    """Someone else saved the aggregate first; reload and try again."""
 
 # How many handled event ids an aggregate remembers. An order sees a few dozen events in
 # its whole life; this bound only stops a runaway producer from growing the document.

@@ -25,9 +25,9 @@ from pymongo import AsyncMongoClient
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import EscrowReleased, ReceiptConfirmed, SettlementReason
 from shared.contracts.parties import Parties, Party
-from shared.infra.aggregate import Aggregate
+from shared.domain.aggregate import Aggregate
 from shared.infra.clock import ManualClock
-from shared.infra.errors import ConcurrencyConflict
+from shared.infra.store import ConcurrencyConflict
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import AggregateStore, Loaded, OutboxMessage
 from tests.support.infra import Infra

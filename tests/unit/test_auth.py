@@ -3,7 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.contracts.parties import Parties, Party, Role
-from shared.infra.auth import Actor, Unauthenticated, mint_token, verify_token
+from shared.domain.actor import Actor
+from shared.infra.auth import Unauthenticated, mint_token, verify_token
 
 KEY = "a-test-secret-of-at-least-32-bytes!"
 OTHER = "another-secret-of-at-least-32-bytes"

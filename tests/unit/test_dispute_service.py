@@ -23,9 +23,9 @@ from shared.contracts.trade import (
     PaymentMethod,
     RequestedOutcome,
 )
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
-from shared.infra.errors import DomainError, InvalidRequest, NotFound, NotPermitted
+from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from services.dispute.attachments import MAX_ATTACHMENT_BYTES, InMemoryAttachmentStore, Upload

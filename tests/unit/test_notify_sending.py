@@ -13,9 +13,9 @@ import pytest
 from shared.contracts import events as ev
 from shared.contracts.envelope import registered_events
 from shared.contracts.parties import Role
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
-from shared.infra.errors import NotFound, NotPermitted
+from shared.domain.errors import NotFound, NotPermitted
 from services.notify.emails import EmailStatus
 from services.notify.handlers import Notifications
 from services.notify.repository import InMemoryEmailRepository

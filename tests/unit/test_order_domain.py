@@ -5,9 +5,9 @@ import pytest
 from shared.contracts.events import ClosureReason, OrderCancelled, OrderClosed, OrderConfirmed, PaymentDueSoon
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
-from shared.infra.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
 from services.order.domain import Order, OrderStatus
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)

@@ -8,9 +8,9 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.events import EscrowFunded
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, PaymentMethod, ShippingMethod
-from shared.infra.auth import Actor
+from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
-from shared.infra.errors import NotPermitted
+from shared.domain.errors import NotPermitted
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from services.order.domain import Order, OrderStatus

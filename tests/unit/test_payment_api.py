@@ -19,7 +19,7 @@ from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET
 from shared.infra.store import InMemoryAggregateStore
-from services.payment.api import router
+from services.payment.api import PROBLEMS, router
 from services.payment.domain import Escrow
 from services.payment.handlers import PaymentService
 from services.payment.provider import SANDBOX_APPROVE, SANDBOX_DECLINE, SandboxProvider
@@ -60,7 +60,8 @@ async def api():
     async def ready() -> dict[str, str]:
         return {"store": "ok"}
 
-    app = create_app(title="payments", description="", settings=settings, ready=ready)
+    app = create_app(title="payments", description="", settings=settings, ready=ready,
+                     problems=PROBLEMS)
     app.include_router(router(service))
     event = OrderConfirmed(order_id=ORDER, parties=PARTIES, currency="EUR", total=99_950,
                            delivery_period_days=10,

@@ -22,7 +22,7 @@ from shared.contracts.trade import (
     RequestedOutcome,
     TransferInstructions,
 )
-from shared.infra.errors import DomainError, InvalidRequest
+from shared.domain.errors import DomainError, InvalidRequest
 from services.payment.domain import (
     Account,
     Escrow,

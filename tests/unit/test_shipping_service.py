@@ -20,9 +20,10 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Carrier, Logistics, PaymentMethod, ShippingMethod
-from shared.infra.auth import Actor, mint_token
+from shared.domain.actor import Actor
+from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
-from shared.infra.errors import DomainError, NotFound, NotPermitted
+from shared.domain.errors import DomainError, NotFound, NotPermitted
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore

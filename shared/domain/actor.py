@@ -1,0 +1,28 @@
+"""Who is acting: a party in a role, as an authenticated token names it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from shared.contracts.parties import Parties, Role
+from shared.domain.errors import NotPermitted
+
+
+class Actor(BaseModel):
+    party_id: str
+    role: Role
+
+    def acts_as(self, role: Role, party_id: str) -> bool:
+        """This actor is that party in that role, itself or through another platform service
+        acting on its behalf (role ``service``)."""
+        return self.party_id == party_id and self.role in (role, Role.SERVICE)
+
+    def may_read(self, parties: Parties) -> bool:
+        """Customer service sees every order; a party sees its own."""
+        return (self.role is Role.AGENT or self.acts_as(Role.BUYER, parties.buyer.party_id)
+                or self.acts_as(Role.SUPPLIER, parties.supplier.party_id))
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise NotPermitted(f"a {self.role} may not do this; it needs the role "
+                               + " or ".join(str(r) for r in roles))

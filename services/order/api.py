@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
-from shared.contracts.money import Currency, check_currency
+from shared.contracts.money import Currency, check_currency, checked_total
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, LineItem, Logistics
 from shared.domain.aggregate import HistoryEntry
@@ -35,6 +35,12 @@ class PlaceOrder(BaseModel):
     @classmethod
     def _known(cls, code: str) -> str:
         return check_currency(code)
+
+    @field_validator("items")
+    @classmethod
+    def _total_within_bound(cls, items: list[LineItem]) -> list[LineItem]:
+        checked_total(item.subtotal for item in items)
+        return items
 
 
 class ConfirmOrder(BaseModel):

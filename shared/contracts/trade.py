@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from shared.contracts.money import PositiveMinorUnits
+from shared.contracts.money import MAX_MINOR_UNITS, PositiveMinorUnits
 
 
 class Frozen(BaseModel):
@@ -15,8 +15,15 @@ class Frozen(BaseModel):
 
 class LineItem(Frozen):
     description: str = Field(min_length=1, max_length=500, examples=["Stainless bolts M8, box of 100"])
-    quantity: int = Field(gt=0, le=10_000_000, examples=[40])
+    quantity: StrictInt = Field(gt=0, le=10_000_000, examples=[40])
     unit_price: PositiveMinorUnits = Field(examples=[2500])
+
+    @model_validator(mode="after")
+    def _subtotal_within_bound(self) -> LineItem:
+        if self.subtotal > MAX_MINOR_UNITS:
+            raise ValueError(f"quantity x unit price exceeds the largest amount the platform "
+                             f"takes ({MAX_MINOR_UNITS} minor units)")
+        return self
 
     @property
     def subtotal(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.contracts.events import DisputeEvent
 from shared.contracts.topics import Service
-from shared.infra.clock import Clock, SystemClock
+from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
 from services.dispute.api import router
 from services.dispute.attachments import AttachmentStore
@@ -17,7 +17,7 @@ def build(settings: DisputeSettings | None = None, clock: Clock | None = None) -
     settings = settings or DisputeSettings()
     runtime = ServiceRuntime.create(Service.DISPUTE, settings)
     runner = runtime.aggregate_runner("protections", BuyerProtection, DisputeEvent,
-                                      clock or SystemClock())
+                                      clock or clock_for(settings.clock_offset_file))
     attachments = AttachmentStore(runtime.database["dispute_attachments"])
     service = DisputeService(runner, attachments, settings)
     runtime.consume(service.event_handlers())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.contracts.topics import Service
-from shared.infra.clock import Clock, SystemClock
+from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
 from services.notify.api import router
 from services.notify.handlers import Notifications
@@ -15,7 +15,7 @@ from services.notify.settings import NotifySettings
 def build(settings: NotifySettings | None = None, clock: Clock | None = None,
           transport: MailTransport | None = None) -> ServiceRuntime:
     settings = settings or NotifySettings()
-    clock = clock or SystemClock()
+    clock = clock or clock_for(settings.clock_offset_file)
     runtime = ServiceRuntime.create(Service.NOTIFY, settings)
     jobs = EmailRepository(runtime.database[COLLECTION])
     notifications = Notifications(jobs, clock, customer_service_email=settings.customer_service_email,

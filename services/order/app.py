@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.contracts.events import OrderEvent
 from shared.contracts.topics import Service
-from shared.infra.clock import Clock, SystemClock
+from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
 from services.order.api import router
 from services.order.domain import Order
@@ -15,7 +15,7 @@ from services.order.settings import OrderSettings
 def build(settings: OrderSettings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     settings = settings or OrderSettings()
     runtime = ServiceRuntime.create(Service.ORDER, settings)
-    runner = runtime.aggregate_runner("orders", Order, OrderEvent, clock or SystemClock())
+    runner = runtime.aggregate_runner("orders", Order, OrderEvent, clock or clock_for(settings.clock_offset_file))
     service = OrderService(runner, settings)
     runtime.consume(service.event_handlers())
     runtime.on_start.append(lambda: runner.store.create_indexes(

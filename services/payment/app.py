@@ -6,7 +6,7 @@ import logging
 
 from shared.contracts.events import PaymentEvent
 from shared.contracts.topics import Service
-from shared.infra.clock import Clock, SystemClock
+from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
 from services.payment.api import PROBLEMS, router
 from services.payment.domain import Escrow
@@ -26,7 +26,7 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
         log.warning("PAYMENT_DATA_KEY is not set: personal payment data is sealed with the "
                     "DEV-ONLY key from the source code. Never run like this with real data.")
     runtime = ServiceRuntime.create(Service.PAYMENT, settings)
-    runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock or SystemClock())
+    runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock or clock_for(settings.clock_offset_file))
     unmatched = UnmatchedTransfers(runtime.database["unmatched_transfers"])
     service = PaymentService(runner, unmatched, provider or SandboxProvider(),
                              PaymentDataVault(settings.payment_data_key.get_secret_value()), settings)

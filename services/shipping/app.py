@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.contracts.events import ShippingEvent
 from shared.contracts.topics import Service
-from shared.infra.clock import Clock, SystemClock
+from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
 from services.shipping.api import router
 from services.shipping.domain import Shipment
@@ -15,7 +15,7 @@ from services.shipping.settings import ShippingSettings
 def build(settings: ShippingSettings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     settings = settings or ShippingSettings()
     runtime = ServiceRuntime.create(Service.SHIPPING, settings)
-    runner = runtime.aggregate_runner("shipments", Shipment, ShippingEvent, clock or SystemClock())
+    runner = runtime.aggregate_runner("shipments", Shipment, ShippingEvent, clock or clock_for(settings.clock_offset_file))
     service = ShippingService(runner, settings)
     runtime.consume(service.event_handlers())
     runtime.on_start.append(lambda: runner.store.create_indexes("status"))

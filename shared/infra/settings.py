@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,3 +23,6 @@ class ServiceSettings(BaseSettings):
     outbox_sweep_seconds: float = 2.0
     deadline_sweep_seconds: float = 5.0
     log_level: str = "INFO"
+    # Development and tests only: the services' clock runs this many seconds (the file's
+    # content) ahead of the system's, so deadlines can be reached without waiting days.
+    clock_offset_file: Path | None = None

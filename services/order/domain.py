@@ -3,6 +3,11 @@
 The order service owns the order's own steps (placing, confirmation, decline, cancel, the
 20-day payment deadline, messages between the parties) and follows the other services'
 events to keep one timeline of the whole trade.
+
+Those events come on three topics (payment, shipping, dispute) and Kafka orders them only
+within one topic, so a dispute may be seen before the dispatch it follows. The order
+therefore records facts (paid, shipped, which dispute is open, received, settled) and
+derives its status from them: every interleaving of the same events ends in one state.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from shared.contracts.events import (
     ClosureReason,
@@ -57,7 +62,6 @@ class Message(BaseModel):
 
 
 class Order(Aggregate):
-    status: OrderStatus
     items: list[LineItem]
     currency: str
     total: int
@@ -66,10 +70,40 @@ class Order(Aggregate):
     placed_at: datetime
     logistics: Logistics | None = None
     payment_due_at: datetime | None = None
+    declined_at: datetime | None = None
+    cancelled_at: datetime | None = None
     closure_reason: ClosureReason | None = None
+    # facts learnt from the other services
+    paid_at: datetime | None = None
+    shipped: bool = False
+    open_dispute_id: str | None = None  # opened and neither withdrawn nor yet settled
+    received: bool = False
+    settled: bool = False
     released_total: int = 0
     refunded_total: int = 0
     messages: list[Message] = []
+
+    @computed_field  # stored with the state, so orders can be queried by it
+    @property
+    def status(self) -> OrderStatus:
+        """Derived from the facts, never from the order they were learnt in."""
+        if self.cancelled_at is not None:
+            return OrderStatus.CANCELLED
+        if self.declined_at is not None:
+            return OrderStatus.DECLINED
+        if self.closure_reason is not None:
+            return OrderStatus.CLOSED
+        if self.received:
+            return OrderStatus.RECEIVED
+        if self.open_dispute_id is not None:
+            return OrderStatus.IN_DISPUTE
+        if self.shipped:
+            return OrderStatus.SHIPPED
+        if self.paid_at is not None:
+            return OrderStatus.PAID
+        if self.logistics is not None:
+            return OrderStatus.AWAITING_PAYMENT
+        return OrderStatus.PLACED
 
     # --- the order's own steps ---------------------------------------------------------
 
@@ -79,8 +113,8 @@ class Order(Aggregate):
         if parties.buyer.party_id == parties.supplier.party_id:
             raise InvalidRequest("buyer and supplier must be different parties", field="supplier")
         total = sum(item.subtotal for item in items)
-        order = cls(order_id=order_id, parties=parties, status=OrderStatus.PLACED, items=items,
-                    currency=currency, total=total, destination=destination,
+        order = cls(order_id=order_id, parties=parties, items=items, currency=currency,
+                    total=total, destination=destination,
                     delivery_period_days=delivery_period_days, placed_at=now)
         order.record(OrderPlaced(order_id=order_id, parties=parties, items=items, currency=currency,
                                  total=total, destination=destination,
@@ -90,10 +124,10 @@ class Order(Aggregate):
     def confirm(self, actor: Actor, logistics: Logistics, now: datetime, *,
                 payment_window: timedelta, reminder_before: timedelta) -> None:
         self._require_party(actor, Role.SUPPLIER)
+        self.run_due_deadlines(now)
         if self.status is OrderStatus.AWAITING_PAYMENT and self.logistics == logistics:
             return
         self._require_status("confirm", OrderStatus.PLACED)
-        self.status = OrderStatus.AWAITING_PAYMENT
         self.logistics = logistics
         self.payment_due_at = now + payment_window
         self.deadlines[PAYMENT_DUE] = self.payment_due_at
@@ -109,84 +143,111 @@ class Order(Aggregate):
         if self.status is OrderStatus.DECLINED:
             return
         self._require_status("decline", OrderStatus.PLACED)
-        self.status = OrderStatus.DECLINED
+        self.declined_at = now
         self.deadlines.clear()
         self.record(OrderDeclined(order_id=self.order_id, parties=self.parties, reason=reason), now)
 
     def cancel(self, actor: Actor, reason: str, now: datetime) -> None:
         self._require_party(actor, Role.BUYER)
+        self.run_due_deadlines(now)
         if self.status is OrderStatus.CANCELLED:
             return
         self._require_status("cancel", OrderStatus.PLACED, OrderStatus.AWAITING_PAYMENT,
                              hint="an order can be cancelled only before it is paid")
-        self.status = OrderStatus.CANCELLED
+        self.cancelled_at = now
         self.deadlines.clear()
         self.record(OrderCancelled(order_id=self.order_id, parties=self.parties, reason=reason), now)
 
     def post_message(self, actor: Actor, text: str, now: datetime) -> Message:
-        self._require_party(actor, Role.BUYER, Role.SUPPLIER)
-        message = Message(message_id=uuid.uuid4().hex, at=now, author_role=actor.role,
+        """The author is the party the actor acts as: a platform service writing for the
+        buyer writes as the buyer."""
+        author = self._require_party(actor, Role.BUYER, Role.SUPPLIER)
+        self.run_due_deadlines(now)
+        message = Message(message_id=uuid.uuid4().hex, at=now, author_role=author,
                           author_party_id=actor.party_id, text=text)
         self.messages.append(message)
         self.record(MessagePosted(order_id=self.order_id, parties=self.parties,
-                                  message_id=message.message_id, author_role=actor.role,
+                                  message_id=message.message_id, author_role=author,
                                   author_party_id=actor.party_id, text=text), now)
         return message
 
     def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
-        if kind == PAYMENT_REMINDER and self.status is OrderStatus.AWAITING_PAYMENT:
-            self.record(PaymentDueSoon(order_id=self.order_id, parties=self.parties,
-                                       payment_due_at=self.payment_due_at), now)
-        elif kind == PAYMENT_DUE and self.status is OrderStatus.AWAITING_PAYMENT:
-            self.deadlines.pop(PAYMENT_REMINDER, None)
-            self._close(ClosureReason.PAYMENT_NOT_RECEIVED, now)
+        if kind == PAYMENT_REMINDER:
+            if self.status is OrderStatus.AWAITING_PAYMENT:
+                self.record(PaymentDueSoon(order_id=self.order_id, parties=self.parties,
+                                           payment_due_at=self.payment_due_at), now)
+        elif kind == PAYMENT_DUE:
+            if self.status is OrderStatus.AWAITING_PAYMENT:
+                self.deadlines.pop(PAYMENT_REMINDER, None)
+                self._close(ClosureReason.PAYMENT_NOT_RECEIVED, now)
+        else:
+            super().on_deadline(kind, due, now)
 
     # --- following the rest of the trade ------------------------------------------------
 
-    def mark_paid(self, now: datetime, **detail: object) -> None:
-        """The full amount is in escrow. Money that arrives for a finished order is the
-        payment service's to return; here it is only noted."""
+    def mark_paid(self, now: datetime, paid_at: datetime | None = None, **detail: object) -> None:
+        """The full amount is in escrow since ``paid_at``. The payment deadline is applied
+        first, as of that moment: a payment after it finds the order closed, however late
+        the sweep runs, and a payment made in time counts however late its news arrives.
+        Money that arrives for a finished order is the payment service's to return; here
+        it is only noted."""
+        paid_at = paid_at or now
+        self.deadlines.pop(PAYMENT_REMINDER, None)  # moot once the money is there
+        self.run_due_deadlines(min(paid_at, now))
         if self.status is OrderStatus.AWAITING_PAYMENT:
-            self.status = OrderStatus.PAID
+            self.paid_at = paid_at
             self.deadlines.clear()
         self.note(now, "escrow funded", status=self.status, **detail)
 
     def mark_shipped(self, now: datetime, **detail: object) -> None:
-        if self.status is OrderStatus.PAID:
-            self.status = OrderStatus.SHIPPED
+        self.shipped = True
         self.note(now, "shipment dispatched", **detail)
 
-    def mark_disputed(self, now: datetime, open_: bool, **detail: object) -> None:
-        if open_ and self.status is OrderStatus.SHIPPED:
-            self.status = OrderStatus.IN_DISPUTE
-        elif not open_ and self.status is OrderStatus.IN_DISPUTE:
-            self.status = OrderStatus.SHIPPED
-        self.note(now, "dispute opened" if open_ else "dispute ended", **detail)
+    def mark_disputed(self, now: datetime, open_: bool, dispute_id: str = "",
+                      **detail: object) -> None:
+        """Dispute events come in their own order (one topic): an opening is followed by
+        its withdrawal or resolution, and a withdrawn dispute may be followed by another."""
+        if open_:
+            self.open_dispute_id = dispute_id
+        elif self.open_dispute_id == dispute_id:
+            self.open_dispute_id = None
+        self.note(now, "dispute opened" if open_ else "dispute ended", dispute_id=dispute_id,
+                  **detail)
 
     def mark_received(self, now: datetime, **detail: object) -> None:
-        if self.status in (OrderStatus.SHIPPED, OrderStatus.IN_DISPUTE):
-            self.status = OrderStatus.RECEIVED
+        self.received = True
         self.note(now, "receipt confirmed", **detail)
 
     def settle(self, released_total: int, refunded_total: int, now: datetime) -> None:
         """Escrow is empty: the trade is over and the order closes with its outcome."""
         self.released_total, self.refunded_total = released_total, refunded_total
+        self.settled = True
         if self.status in FINISHED:
             self.note(now, "escrow settled", released_total=released_total,
                       refunded_total=refunded_total)
             return
         self._close(ClosureReason.SETTLED, now)
 
+    def mark_returned(self, amount: int, currency: str, now: datetime, **detail: object) -> None:
+        """Money sent back to whoever paid it. A return after the escrow settled adds to
+        what the buyer got back (the ledger books it as paid in and refunded); an earlier
+        one is in the settled totals already, and money in another currency is never the
+        order's (it goes back as it came, outside the ledger)."""
+        if self.settled and currency == self.currency:
+            self.refunded_total += amount
+        self.note(now, "funds returned", amount=amount, currency=currency, **detail)
+
     # --- rules ---------------------------------------------------------------------------
 
     def may_read(self, actor: Actor) -> bool:
         return actor.may_read(self.parties)
 
-    def _require_party(self, actor: Actor, *roles: Role) -> None:
+    def _require_party(self, actor: Actor, *roles: Role) -> Role:
+        """The role in which the actor acts on this order, if it is one of ``roles``."""
         for role in roles:
             party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
             if actor.acts_as(role, party.party_id):
-                return
+                return role
         raise NotPermitted(f"only this order's {' or '.join(roles)} may do this")
 
     def _require_status(self, action: str, *allowed: OrderStatus, hint: str = "") -> None:
@@ -195,7 +256,6 @@ class Order(Aggregate):
                               + (f"; {hint}" if hint else ""))
 
     def _close(self, reason: ClosureReason, now: datetime) -> None:
-        self.status = OrderStatus.CLOSED
         self.closure_reason = reason
         self.deadlines.clear()
         self.record(OrderClosed(order_id=self.order_id, parties=self.parties, reason=reason,

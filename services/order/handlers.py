@@ -16,6 +16,7 @@ from shared.contracts.events import (
     EscrowRefunded,
     EscrowReleased,
     EscrowSettled,
+    FundsReturned,
     ReceiptConfirmed,
     ShipmentDispatched,
 )
@@ -117,7 +118,7 @@ class OrderService:
 
     async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
         await self._follow(envelope, lambda o, now: o.mark_paid(
-            now, amount=event.amount, method=event.method))
+            now, envelope.occurred_at, amount=event.amount, method=event.method))
 
     async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:
         await self._follow(envelope, lambda o, now: o.mark_shipped(
@@ -131,12 +132,12 @@ class OrderService:
 
     async def on_dispute_opened(self, envelope: Envelope, event: DisputeOpened) -> None:
         await self._follow(envelope, lambda o, now: o.mark_disputed(
-            now, True, dispute_id=event.dispute_id, reason=event.reason,
+            now, True, event.dispute_id, reason=event.reason,
             disputed_amount=event.disputed_amount))
 
     async def on_dispute_withdrawn(self, envelope: Envelope, event: DisputeWithdrawn) -> None:
         await self._follow(envelope, lambda o, now: o.mark_disputed(
-            now, False, dispute_id=event.dispute_id, outcome="withdrawn"))
+            now, False, event.dispute_id, outcome="withdrawn"))
 
     async def on_dispute_resolved(self, envelope: Envelope, event: DisputeResolved) -> None:
         await self._follow(envelope, lambda o, now: o.note(
@@ -159,6 +160,11 @@ class OrderService:
         await self._follow(envelope, lambda o, now: o.settle(
             event.released_total, event.refunded_total, now))
 
+    async def on_funds_returned(self, envelope: Envelope, event: FundsReturned) -> None:
+        await self._follow(envelope, lambda o, now: o.mark_returned(
+            event.amount, event.currency, now, reason=event.reason,
+            transfer_id=event.transfer_id))
+
     def event_handlers(self) -> dict:
         return {
             EscrowFunded: self.on_escrow_funded,
@@ -171,4 +177,5 @@ class OrderService:
             EscrowReleased: self.on_escrow_released,
             EscrowRefunded: self.on_escrow_refunded,
             EscrowSettled: self.on_escrow_settled,
+            FundsReturned: self.on_funds_returned,
         }

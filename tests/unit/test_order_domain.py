@@ -121,3 +121,78 @@ def test_messages_only_between_the_parties():
     assert order.messages[0].author_role is Role.BUYER
     with pytest.raises(NotPermitted):
         order.post_message(Actor(party_id="stranger", role=Role.BUYER), "hi", clock.now())
+
+
+def paid_order(clock: ManualClock) -> Order:
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.mark_paid(clock.now())
+    order.pull_events()
+    return order
+
+
+def test_a_dispute_seen_before_the_dispatch_it_follows_leaves_the_order_in_dispute():
+    clock = ManualClock()
+    order = paid_order(clock)
+    order.mark_disputed(clock.now(), True, "dsp-1")
+    order.mark_shipped(clock.now())
+    assert order.status is OrderStatus.IN_DISPUTE
+
+
+def test_a_withdrawn_dispute_and_a_second_one_follow_the_dispute_topic_order():
+    clock = ManualClock()
+    order = paid_order(clock)
+    order.mark_shipped(clock.now())
+    order.mark_disputed(clock.now(), True, "dsp-1")
+    order.mark_disputed(clock.now(), False, "dsp-1")
+    assert order.status is OrderStatus.SHIPPED
+    order.mark_disputed(clock.now(), True, "dsp-2")
+    assert order.status is OrderStatus.IN_DISPUTE
+
+
+def test_a_payment_after_the_deadline_finds_the_order_closed_however_late_the_sweep():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.pull_events()
+    late = clock.advance(timedelta(days=20, minutes=1))
+    order.mark_paid(late, late)
+    assert order.status is OrderStatus.CLOSED
+    assert [type(e) for e in order.pull_events()] == [OrderClosed]  # no reminder to pay either
+
+
+def test_a_payment_made_in_time_counts_even_when_its_news_comes_after_the_deadline():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    order.pull_events()
+    paid_at = clock.advance(timedelta(days=19))
+    order.mark_paid(clock.advance(timedelta(days=2)), paid_at)
+    assert order.status is OrderStatus.PAID and order.pull_events() == []
+
+
+def test_a_cancel_after_the_unswept_deadline_is_refused_as_closed():
+    clock = ManualClock()
+    order = placed(clock)
+    order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
+    with pytest.raises(DomainError, match="closed"):
+        order.cancel(BUYER, "too late", clock.advance(timedelta(days=21)))
+
+
+def test_a_message_through_a_service_token_is_the_buyers():
+    clock = ManualClock()
+    order = placed(clock)
+    message = order.post_message(Actor(party_id="buyer-1", role=Role.SERVICE), "hello",
+                                 clock.now())
+    assert message.author_role is Role.BUYER
+    assert order.pull_events()[-1].author_role is Role.BUYER
+
+
+def test_money_returned_after_settlement_counts_as_refunded():
+    clock = ManualClock()
+    order = paid_order(clock)
+    order.mark_returned(500, "USD", clock.now())  # an overpayment: already in the totals
+    order.settle(3948, 500, clock.now())
+    order.mark_returned(4000, "USD", clock.now())  # a late transfer, sent back
+    order.mark_returned(900, "EUR", clock.now())  # never the order's money
+    assert (order.released_total, order.refunded_total) == (3948, 4500)

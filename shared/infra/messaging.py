@@ -1,9 +1,11 @@
 """Kafka plumbing written once: the broker, per-event publishers (documented in AsyncAPI),
 and the consumer every service uses.
 
-The consumer commits an offset only after the message was handled (no auto-commit),
-passes each event to the one handler registered for its type, and sends what it cannot
-take to the service's dead-letter topic with the reason, then goes on.
+The consumer commits offsets only after the messages were handled (no auto-commit), in
+batches, handling different orders concurrently and one order's messages in order; it
+passes each event to the one handler registered for its type, sends what can never succeed
+to the service's dead-letter topic with the reason and goes on, and lets only transient
+failures come again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +31,7 @@ from pymongo.errors import ConnectionFailure
 from shared.contracts.envelope import Envelope, TradeEvent, UnknownEventType, documented_envelope
 from shared.contracts.topics import Service, Topics
 from shared.domain.errors import DomainError
+from shared.infra.context import correlated
 from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import OutboxMessage
 
@@ -40,6 +44,15 @@ EventHandler = Callable[[Envelope, Any], Awaitable[None]]
 TRANSIENT = (ConnectionFailure, ConcurrencyConflict)
 TRANSIENT_RETRIES = 3
 TRANSIENT_BACKOFF_SECONDS = 0.5
+# A batch that failed is redelivered after a pause growing up to this.
+REDELIVERY_BACKOFF_MAX_SECONDS = 30.0
+
+# Consumption: records per batch, orders handled at once, and how long a poll waits for
+# records (an idle consumer wakes ten times a second, at no cost to the database; a message that
+# comes while it sleeps waits at most that long).
+MAX_BATCH = 200
+MAX_IN_FLIGHT = 32
+BATCH_WAIT_MS = 100
 
 DEAD_LETTER_REASON = "x-dead-letter-reason"
 
@@ -96,11 +109,38 @@ class EventPublisher:
         )
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One consumed record, as the consumer needs it."""
+
+    body: bytes
+    key: bytes | None
+    headers: Mapping[str, Any]
+    origin: str  # topic/partition@offset, for logs and dead letters
+
+    @classmethod
+    def of(cls, record: Any) -> Delivery:
+        return cls(record.value, record.key,
+                   {k: v.decode(errors="replace") if isinstance(v, bytes) else v
+                    for k, v in record.headers or ()},
+                   f"{record.topic}/{record.partition}@{record.offset}")
+
+
 class EventConsumer:
-    """The one subscriber of a service: its inbound event topics plus its retry topic."""
+    """The one subscriber of a service: its inbound event topics plus its retry topic.
+
+    Records come in batches. A batch is grouped by key (the order id): different orders are
+    handled concurrently (at most ``max_in_flight`` at once), one order's messages one after
+    the other in offset order. The batch is committed only when every message of it was
+    handled or dead-lettered; a transient failure that outlasts its retries fails the
+    batch, which is then not committed: each partition is rewound to its earliest record
+    of the batch and the messages come again (handlers are idempotent). So the committed
+    offset never passes an unhandled message.
+    """
 
     def __init__(self, service: Service, broker: KafkaBroker, topics: Topics,
-                 handlers: Mapping[type[TradeEvent], EventHandler]) -> None:
+                 handlers: Mapping[type[TradeEvent], EventHandler], *,
+                 max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.service = service
         self.broker = broker
         self.topics = topics
@@ -109,20 +149,50 @@ class EventConsumer:
         sources = sorted({topics.events(event.producer) for event in handlers})
         sources.append(topics.retries(service))
         self.sources = sources
+        self._gate = asyncio.Semaphore(max_in_flight)
+        self._failed_batches = 0
         broker.subscriber(
             *sources, group_id=f"{topics.prefix}-{service}", ack_policy=AckPolicy.NACK_ON_ERROR,
+            batch=True, max_records=max_batch, batch_timeout_ms=BATCH_WAIT_MS,
             auto_offset_reset="earliest", title=f"{service}-inbox",
             description=f"Events the {service} service reacts to: "
                         + ", ".join(sorted(self.handlers)),
         )(self._consume)
 
     async def _consume(self, msg: KafkaMessage) -> None:
-        await self.handle(msg.body, key=msg.raw_message.key, headers=dict(msg.headers),
-                          origin=f"{msg.raw_message.topic}/{msg.raw_message.partition}"
-                                 f"@{msg.raw_message.offset}")
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        await self.handle_batch([Delivery.of(r) for r in records])
+
+    async def handle_batch(self, deliveries: list[Delivery]) -> None:
+        """Handle a batch: orders concurrently, each order's messages in order. Raises the
+        first failure once every order of the batch had its turn (nothing is committed)."""
+        by_key: dict[bytes | None, list[Delivery]] = {}
+        for delivery in deliveries:
+            by_key.setdefault(delivery.key, []).append(delivery)
+
+        async def in_order(group: list[Delivery]) -> None:
+            async with self._gate:
+                for d in group:  # a failure stops the order here: its later messages wait
+                    await self.handle(d.body, key=d.key, headers=d.headers, origin=d.origin)
+
+        results = await asyncio.gather(*(in_order(g) for g in by_key.values()),
+                                       return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if not failures:
+            self._failed_batches = 0
+            return
+        self._failed_batches += 1
+        pause = min(REDELIVERY_BACKOFF_MAX_SECONDS, TRANSIENT_BACKOFF_SECONDS * 2 ** self._failed_batches)
+        log.error("%s: %d of %d orders in a batch of %d failed transiently (%r); not committed, "
+                  "redelivered in %.1f s", self.service, len(failures), len(by_key), len(deliveries),
+                  failures[0], pause)
+        await asyncio.sleep(pause)  # back off: never a hot loop on a failing partition
+        raise failures[0]
 
     async def handle(self, body: bytes, *, key: bytes | None = None,
                      headers: Mapping[str, Any] | None = None, origin: str = "") -> None:
+        """Handle one message: done, ignored, or dead-lettered with the reason when it can
+        never succeed; raises only for a transient failure that outlasted its retries."""
         try:
             envelope = Envelope.model_validate_json(body)
         except ValidationError as exc:
@@ -138,6 +208,16 @@ class EventConsumer:
         except (ValidationError, UnknownEventType) as exc:
             return await self.dead_letter(body, key, headers, origin,
                                           f"invalid {envelope.event_type} payload: {exc}")
+        if event.order_id != envelope.order_id:
+            return await self.dead_letter(
+                body, key, headers, origin,
+                f"misrouted {envelope.event_type}: the envelope's order id {envelope.order_id!r} "
+                f"differs from the payload's {event.order_id!r}")
+        with correlated(envelope.correlation_id):
+            return await self._run(handler, envelope, event, body, key, headers, origin)
+
+    async def _run(self, handler: EventHandler, envelope: Envelope, event: TradeEvent, body: bytes,
+                   key: bytes | None, headers: Mapping[str, Any] | None, origin: str) -> None:
         for attempt in range(1, TRANSIENT_RETRIES + 1):
             try:
                 await handler(envelope, event)

@@ -97,6 +97,8 @@ class AggregateRunner(Generic[A]):
             result = action(loaded.aggregate if loaded else None, now)
             if result is None:
                 return None
+            if result.order_id != order_id:  # a permanent fault: never retried, never saved
+                raise ValueError(f"an action on order {order_id} returned order {result.order_id}")
             envelopes = [
                 Envelope.wrap(
                     event, occurred_at=now,

@@ -8,7 +8,9 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
+from pymongo.errors import ConnectionFailure
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import EscrowFunded
@@ -16,6 +18,7 @@ from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
 from shared.contracts.trade import PaymentMethod
 from shared.infra.clock import ManualClock
+from shared.infra import messaging
 from shared.infra.deadletters import list_dead_letters, replay
 from shared.infra.messaging import DEAD_LETTER_REASON
 from shared.infra.runtime import ServiceRuntime
@@ -186,3 +189,89 @@ async def test_an_unprocessable_message_can_be_replayed_once_fixed(order_service
         assert (await order_history(world, order_id)).count("escrow funded") == 1
 
     await eventually(handled_after_replay)
+
+
+async def test_a_misrouted_event_is_dead_lettered_and_does_not_block_its_order(order_service: Platform):
+    world = order_service
+    topics = Topics(world.prefix)
+    order_id = await place_order(world)
+    order = await world.runtimes["order"].runners[0].get(order_id)
+    misrouted = funded(world, "ord_someone_else", order.parties).model_dump(mode="json")
+    misrouted["order_id"] = order_id
+    await produce(world.infra, topics.events(Service.PAYMENT), order_id,
+                  Envelope.model_validate(misrouted).to_bytes())
+    await produce(world.infra, topics.events(Service.PAYMENT), order_id,
+                  funded(world, order_id, order.parties).to_bytes())
+
+    async def good_one_handled():
+        assert "escrow funded" in await order_history(world, order_id)
+
+    await eventually(good_one_handled)
+    [letter] = await list_dead_letters(world.infra.kafka, topics, Service.ORDER)
+    assert letter.reason.startswith("misrouted payment.escrow_funded")
+
+
+async def committed_offsets(infra: Infra, group: str) -> dict[tuple[str, int], int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
+async def test_no_commit_passes_a_message_that_failed_and_it_comes_again_after_a_restart(
+        infra: Infra, monkeypatch):
+    """One order's event keeps failing transiently while others succeed; the committed
+    offset of its partition stays at or before it, and a restarted service handles it."""
+    monkeypatch.setattr(messaging, "TRANSIENT_BACKOFF_SECONDS", 0.01)
+    world = Platform(infra, ManualClock())
+    database = f"escrow_{world.prefix}"
+    first = build_service("order", infra, prefix=world.prefix, database=database, clock=world.clock)
+    world.runtimes["order"] = first
+    await first.start(background_jobs=False)
+    stuck, *others = [await place_order(world) for _ in range(4)]
+    handlers = first.consumer.handlers
+    event_class, handle_funded = handlers["payment.escrow_funded"]
+
+    async def database_away_for_one_order(envelope, event):
+        if event.order_id == stuck:
+            raise ConnectionFailure("simulated: the database is away for this order")
+        await handle_funded(envelope, event)
+
+    handlers["payment.escrow_funded"] = (event_class, database_away_for_one_order)
+    topic = Topics(world.prefix).events(Service.PAYMENT)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka)
+    await producer.start()
+    try:
+        positions = {}
+        for order_id in [stuck, *others]:
+            order = await first.runners[0].get(order_id)
+            sent = await producer.send_and_wait(topic, funded(world, order_id, order.parties).to_bytes(),
+                                                key=order_id.encode())
+            positions[order_id] = (sent.partition, sent.offset)
+    finally:
+        await producer.stop()
+
+    async def others_handled():
+        for order_id in others:
+            assert "escrow funded" in await order_history(world, order_id)
+
+    await eventually(others_handled)
+    committed = await committed_offsets(infra, f"{world.prefix}-order")
+    partition, offset = positions[stuck]
+    assert committed.get((topic, partition), -1) <= offset
+    assert "escrow funded" not in await order_history(world, stuck)
+    await first.stop()
+
+    restarted = build_service("order", infra, prefix=world.prefix, database=database, clock=world.clock)
+    world.runtimes["order"] = restarted
+    await restarted.start(background_jobs=False)
+    try:
+        async def stuck_one_handled():
+            assert "escrow funded" in await order_history(world, stuck)
+
+        await eventually(stuck_one_handled)
+    finally:
+        await world.stop()

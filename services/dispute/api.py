@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from shared.contracts.events import DisputeAnswer
 from shared.contracts.parties import Parties
+from shared.contracts.text import FileName, Note, OptionalStatement, Statement
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
@@ -30,22 +31,21 @@ from services.dispute.domain import (
 )
 from services.dispute.handlers import DisputeService
 
-Note = Annotated[str | None, Field(default=None, max_length=1000)]
 
 
 class LinkEvidence(BaseModel):
     kind: Literal["link"] = "link"
     url: AnyHttpUrl
-    note: Note = None
+    note: Note | None = None
 
 
 class AttachmentUpload(BaseModel):
     kind: Literal["attachment"] = "attachment"
-    filename: str = Field(min_length=1, max_length=255)
+    filename: FileName
     content_type: str = Field(description="one of " + ", ".join(ALLOWED_CONTENT_TYPES))
     data_base64: str = Field(description=f"the file, base64; at most "
                                          f"{MAX_ATTACHMENT_BYTES // (1024 * 1024)} MiB decoded")
-    note: Note = None
+    note: Note | None = None
 
 
 class OpenDispute(BaseModel):
@@ -54,7 +54,7 @@ class OpenDispute(BaseModel):
     amount: int | None = Field(default=None, description="minor units; required for a partial "
                                "refund (above zero, below what was paid); a full refund is what "
                                "was paid")
-    description: str = Field(min_length=1, max_length=5000)
+    description: Statement
     evidence: list[Annotated[LinkEvidence | AttachmentUpload, Field(discriminator="kind")]] = Field(
         default=[], max_length=MAX_ATTACHMENTS_PER_DISPUTE + MAX_LINKS_PER_DISPUTE,
         description=f"links and/or attachments (at most {MAX_ATTACHMENTS_PER_DISPUTE} attachments)")
@@ -70,14 +70,14 @@ class AnswerDispute(BaseModel):
     answer: DisputeAnswer
     amount: int | None = Field(default=None, description="minor units; only for a counter-offer, "
                                "above zero and below the disputed amount")
-    message: str = Field(default="", max_length=5000)
+    message: OptionalStatement = ""
 
 
 class Decision(BaseModel):
     outcome: DisputeOutcome
     refund_amount: int | None = Field(default=None, description="minor units; required for a "
                                       "partial refund, above zero and below the disputed amount")
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Statement
 
 
 class ReceiptView(BaseModel):

@@ -10,7 +10,8 @@ from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from shared.contracts.money import Currency, check_currency, checked_total
 from shared.contracts.parties import Parties, Party, Role
-from shared.contracts.trade import Address, LineItem, Logistics
+from shared.contracts.text import Name, Statement
+from shared.contracts.trade import MAX_LINE_ITEMS, Address, LineItem, Logistics
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
 from shared.infra.http import correlation_id
@@ -19,14 +20,14 @@ from services.order.handlers import OrderService
 
 
 class Contact(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     email: EmailStr
 
 
 class PlaceOrder(BaseModel):
     supplier: Party
     buyer_contact: Contact = Field(description="the buyer's name and email for this order")
-    items: list[LineItem] = Field(min_length=1, max_length=200)
+    items: list[LineItem] = Field(min_length=1, max_length=MAX_LINE_ITEMS)
     currency: Currency
     destination: Address
     delivery_period_days: int = Field(gt=0, le=365, description="days the supplier has to ship once paid")
@@ -48,11 +49,11 @@ class ConfirmOrder(BaseModel):
 
 
 class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Statement
 
 
 class PostMessage(BaseModel):
-    text: str = Field(min_length=1, max_length=5000)
+    text: Statement
 
 
 class OrderView(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from shared.contracts.money import Currency, PositiveMinorUnits
+from shared.contracts.text import Name
 from shared.contracts.trade import CardSummary, PaymentMethod, TransferInstructions
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
@@ -31,7 +32,7 @@ class CardPayment(BaseModel):
     expiry_month: int = Field(ge=1, le=12, examples=[12])
     expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
     cvc: SecretStr = Field(examples=["123"])
-    holder_name: str = Field(min_length=1, max_length=200, examples=["Ada Buyer"])
+    holder_name: Name = Field(examples=["Ada Buyer"])
 
 
 class IncomingTransfer(BaseModel):
@@ -42,7 +43,7 @@ class IncomingTransfer(BaseModel):
     reference: str = Field(max_length=500, description="the sender's free text; holds the order's reference")
     amount: PositiveMinorUnits
     currency: Currency
-    sender_name: str = Field(min_length=1, max_length=200)
+    sender_name: Name
     sender_account: str = Field(min_length=1, max_length=64, description="IBAN or account number")
 
 

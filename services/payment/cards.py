@@ -15,7 +15,9 @@ from pydantic import SecretStr
 
 from shared.domain.errors import InvalidRequest
 
-_SEPARATORS = re.compile(r"[\s-]")
+_SEPARATORS = re.compile(r"[ -]")
+# ASCII digits only: str.isdigit() also takes full-width and superscript digits.
+_CARD_NUMBER = re.compile(r"[0-9]{12,19}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def card_brand(digits: str) -> str:
 def check_card(card: CardDetails, today: date) -> None:
     """Raise ``InvalidRequest`` naming the field at fault; never echo the number."""
     digits = card.digits
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    if not _CARD_NUMBER.fullmatch(digits):
         raise InvalidRequest("the card number must have 12 to 19 digits", field="number")
     if not luhn_valid(digits):
         raise InvalidRequest("the card number is not valid (check digit mismatch)", field="number")
@@ -82,7 +84,7 @@ def check_card(card: CardDetails, today: date) -> None:
         raise InvalidRequest("the card has expired", field="expiry_month")
     cvc = card.cvc.get_secret_value()
     expected = 4 if card.brand == "amex" else 3
-    if not (cvc.isdigit() and len(cvc) == expected):
+    if not re.fullmatch(f"[0-9]{{{expected}}}", cvc):
         raise InvalidRequest(f"the security code must be {expected} digits", field="cvc")
     if not card.holder_name.strip():
         raise InvalidRequest("the cardholder name is required", field="holder_name")

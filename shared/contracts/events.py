@@ -24,6 +24,7 @@ from shared.contracts.trade import (
     DisputeOutcome,
     DisputeReason,
     Evidence,
+    MAX_LINE_ITEMS,
     LineItem,
     Logistics,
     PaymentMethod,
@@ -42,7 +43,7 @@ class OrderPlaced(OrderEvent):
     """The buyer placed an order with one supplier."""
 
     event_type = "order.placed"
-    items: list[LineItem] = Field(min_length=1)
+    items: list[LineItem] = Field(min_length=1, max_length=MAX_LINE_ITEMS)
     currency: Currency
     total: PositiveMinorUnits
     destination: Address

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared.contracts.text import Name, PartyId
+
 
 class Role(StrEnum):
     BUYER = "buyer"
@@ -15,14 +17,11 @@ class Role(StrEnum):
     SERVICE = "service"  # another platform service acting on a party's behalf
 
 
-PartyId = str
-
-
 class Party(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    party_id: PartyId = Field(min_length=1, max_length=64, examples=["buyer-acme"])
-    name: str = Field(min_length=1, max_length=200, examples=["ACME Imports Ltd"])
+    party_id: PartyId
+    name: Name = Field(examples=["ACME Imports Ltd"])
     email: EmailStr
 
 

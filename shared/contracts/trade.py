@@ -7,6 +7,15 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from shared.contracts.money import MAX_MINOR_UNITS, PositiveMinorUnits
+from shared.contracts.text import FileName, Line, Name, Note, Text
+
+# An order with more lines is refused: one order document must stay far below the
+# 16 MB a MongoDB document may hold.
+MAX_LINE_ITEMS = 200
+
+ItemDescription = Text(500)
+City = Text(100)
+PostalCode = Text(20)
 
 
 class Frozen(BaseModel):
@@ -14,7 +23,7 @@ class Frozen(BaseModel):
 
 
 class LineItem(Frozen):
-    description: str = Field(min_length=1, max_length=500, examples=["Stainless bolts M8, box of 100"])
+    description: ItemDescription = Field(examples=["Stainless bolts M8, box of 100"])
     quantity: StrictInt = Field(gt=0, le=10_000_000, examples=[40])
     unit_price: PositiveMinorUnits = Field(examples=[2500])
 
@@ -31,11 +40,11 @@ class LineItem(Frozen):
 
 
 class Address(Frozen):
-    recipient: str = Field(min_length=1, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(default=None, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str | None = Field(default=None, max_length=20)
+    recipient: Name
+    line1: Line
+    line2: Line | None = None
+    city: City
+    postal_code: PostalCode | None = None
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["DE"])
 
 
@@ -107,7 +116,7 @@ class Evidence(Frozen):
     kind: str = Field(pattern=r"^(link|attachment)$")
     url: str | None = Field(default=None, max_length=2000)
     attachment_id: str | None = None
-    filename: str | None = Field(default=None, max_length=255)
+    filename: FileName | None = None
     content_type: str | None = None
     size_bytes: int | None = Field(default=None, ge=0)
-    note: str | None = Field(default=None, max_length=1000)
+    note: Note | None = None

@@ -217,7 +217,8 @@ def test_a_counter_offer_is_shown_in_its_currency() -> None:
 
 
 def test_a_line_break_in_a_party_name_cannot_break_the_subject() -> None:
-    parties = PARTIES.model_copy(update={"buyer": Party(
+    # the contract refuses such a name (tests/unit/test_text.py); rendering defends anyway
+    parties = PARTIES.model_copy(update={"buyer": Party.model_construct(
         party_id="buyer-acme", name="ACME\r\nBcc: victim@example.com", email="buyer@acme.example")})
     event = ev.OrderPlaced(order_id="ord-1", parties=parties, **SAMPLES[ev.OrderPlaced])
     subject = mails(event)[Recipient.SUPPLIER].subject

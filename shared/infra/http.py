@@ -1,11 +1,15 @@
 """The HTTP side every service shares: RFC 9457 problem details for every error (with
-field-level entries for validation), health endpoints, correlation ids.
+field-level entries for validation), health endpoints, correlation ids echoed in every
+response, and one access log line per request (health probes and scrapes left out).
 
 Domain errors carry no status code: this is where each type gets its HTTP answer."""
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,11 +19,17 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.contracts.parties import Role
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
-from shared.infra.auth import Unauthenticated
+from shared.infra import context
+from shared.infra.auth import Unauthenticated, verify_token
 
 PROBLEM = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
+QUIET_PATHS = ("/health/", "/metrics")
+_ORDER_IN_PATH = re.compile(r"^/orders/([^/]+)")
+
+access_log = logging.getLogger("escrow.access")
 
 # Status and title per error type; the most specific class in an error's MRO wins.
 # A service adds its own (e.g. a declined card) through ``create_app(problems=...)``.
@@ -51,9 +61,33 @@ def problem(status: int, title: str, detail: str, *, errors: list[dict[str, Any]
 
 
 def correlation_id(request: Request) -> str:
-    """The caller's correlation id if given, else a new one; it follows every event the
-    request causes."""
-    return request.headers.get(CORRELATION_HEADER) or uuid.uuid4().hex
+    """The caller's correlation id if given (and sane), else a new one; it follows every
+    event the request causes and is echoed in the response."""
+    chosen = getattr(request.state, "correlation_id", None)
+    return chosen or context.new_correlation_id(request.headers.get(CORRELATION_HEADER))
+
+
+def install_request_context(app: FastAPI) -> None:
+    """Bind the correlation id (and the order in the path) for every log line of the
+    request, echo the id in the response, and log the request once it is answered."""
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                              ) -> Response:
+        chosen = context.new_correlation_id(request.headers.get(CORRELATION_HEADER))
+        request.state.correlation_id = chosen
+        path = request.url.path
+        in_path = _ORDER_IN_PATH.match(path)
+        started = time.perf_counter()
+        with context.bound(correlation_id=chosen, order_id=in_path.group(1) if in_path else None):
+            response = await call_next(request)
+            response.headers[CORRELATION_HEADER] = chosen
+            if not path.startswith(QUIET_PATHS):
+                access_log.info("%s %s %s", request.method, path, response.status_code, extra={
+                    "http_method": request.method, "http_path": path,
+                    "http_status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+        return response
 
 
 def install_problem_handlers(app: FastAPI, problems: Problems) -> None:
@@ -89,17 +123,27 @@ def create_app(*, title: str, description: str, settings: Any,
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
     install_problem_handlers(app, {**PROBLEMS, **(problems or {})})
+    install_request_context(app)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/health/ready", tags=["health"])
-    async def is_ready() -> JSONResponse:
-        checks = await ready()
+    @app.get("/health/ready", tags=["health"],
+             summary="Ready when MongoDB and Kafka answer; within a second either way",
+             description="Anonymous callers get the verdict only; an agent's token also "
+                         "gets each dependency's check.")
+    async def is_ready(request: Request) -> JSONResponse:
+        timeout = settings.readiness_timeout_seconds
+        try:
+            checks = await asyncio.wait_for(ready(), timeout)
+        except TimeoutError:
+            checks = {"readiness": f"failed: no verdict within {timeout}s"}
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
-                            status_code=200 if ok else 503)
+        body: dict[str, Any] = {"status": "ready" if ok else "not ready"}
+        if _is_agent(request, settings):
+            body["checks"] = checks
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     registry = metrics or CollectorRegistry()
 
@@ -108,3 +152,14 @@ def create_app(*, title: str, description: str, settings: Any,
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _is_agent(request: Request, settings: Any) -> bool:
+    """Whether the caller shows a valid agent token (readiness details are for operators)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    try:
+        return verify_token(settings.auth_secret.get_secret_value(), token).role is Role.AGENT
+    except Unauthenticated:
+        return False

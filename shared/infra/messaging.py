@@ -31,7 +31,7 @@ from pymongo.errors import ConnectionFailure
 from shared.contracts.envelope import Envelope, TradeEvent, UnknownEventType, documented_envelope
 from shared.contracts.topics import Service, Topics
 from shared.domain.errors import DomainError
-from shared.infra.context import correlated
+from shared.infra import context
 from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import OutboxMessage
 
@@ -200,6 +200,13 @@ class EventConsumer:
         entry = self.handlers.get(envelope.event_type)
         if entry is None:
             return None  # an event this service does not react to
+        with context.bound(correlation_id=envelope.correlation_id, order_id=envelope.order_id,
+                           event_type=envelope.event_type, event_id=envelope.event_id):
+            return await self._dispatch(envelope, entry, body, key, headers, origin)
+
+    async def _dispatch(self, envelope: Envelope, entry: tuple[type[TradeEvent], EventHandler],
+                        body: bytes, key: bytes | None, headers: Mapping[str, Any] | None,
+                        origin: str) -> None:
         event_type, handler = entry
         try:
             event = envelope.event()
@@ -213,8 +220,7 @@ class EventConsumer:
                 body, key, headers, origin,
                 f"misrouted {envelope.event_type}: the envelope's order id {envelope.order_id!r} "
                 f"differs from the payload's {event.order_id!r}")
-        with correlated(envelope.correlation_id):
-            return await self._run(handler, envelope, event, body, key, headers, origin)
+        return await self._run(handler, envelope, event, body, key, headers, origin)
 
     async def _run(self, handler: EventHandler, envelope: Envelope, event: TradeEvent, body: bytes,
                    key: bytes | None, headers: Mapping[str, Any] | None, origin: str) -> None:

@@ -21,6 +21,7 @@ from typing import Generic, Protocol, TypeVar
 
 from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
+from shared.infra import context
 from shared.infra.clock import Clock
 from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import AggregateStore, InMemoryAggregateStore, OutboxMessage
@@ -80,10 +81,11 @@ class AggregateRunner(Generic[A]):
         save. It may raise a ``DomainError``; then nothing is saved. With ``cause`` (the
         consumed event) the action runs at most once per event id.
         """
-        async with self._locks(order_id):
-            saved = await self._execute_locked(order_id, action, cause, correlation_id)
-        if saved is not None:
-            await self.publish_pending(order_id)
+        with context.bound(order_id=order_id):
+            async with self._locks(order_id):
+                saved = await self._execute_locked(order_id, action, cause, correlation_id)
+            if saved is not None:
+                await self.publish_pending(order_id)
         return saved
 
     async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None,

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.infra.logging import LogFormat
+
 DEV_AUTH_SECRET = "dev-only-secret-do-not-use-in-production"
 
 
@@ -26,3 +28,5 @@ class ServiceSettings(BaseSettings):
     # Development and tests only: the services' clock runs this many seconds (the file's
     # content) ahead of the system's, so deadlines can be reached without waiting days.
     clock_offset_file: Path | None = None
+    log_format: LogFormat = "json"
+    readiness_timeout_seconds: float = 0.9

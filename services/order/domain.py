@@ -194,7 +194,7 @@ class Order(Aggregate):
         paid_at = paid_at or now
         self.deadlines.pop(PAYMENT_REMINDER, None)  # moot once the money is there
         self.run_due_deadlines(min(paid_at, now))
-        if self.status is OrderStatus.AWAITING_PAYMENT:
+        if self.paid_at is None and self.status not in FINISHED:
             self.paid_at = paid_at
             self.deadlines.clear()
         self.note(now, "escrow funded", status=self.status, **detail)

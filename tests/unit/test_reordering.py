@@ -1,0 +1,281 @@
+"""Issue 9.1: every aggregate that listens to more than one topic reaches the same state
+whatever the interleaving of causally independent events.
+
+For each saga (happy path, each dispute path, the deadlines) the events a consuming
+service receives are delivered in every causally possible order (tests/support/
+interleavings.py): a merge of the per-topic sequences, with the consumer's own commands
+after what they need. The state that matters is compared across all of them, and checked
+against the expected one. Mid-saga sagas (a dispute still open) matter as much as the end:
+that is where a late dispatch once turned a disputed order back into 'shipped'.
+"""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from shared.contracts.envelope import Envelope, TradeEvent
+from shared.contracts.events import (
+    DispatchDeadlineMissed,
+    DisputeOpened,
+    DisputeResolved,
+    DisputeWithdrawn,
+    EscrowFunded,
+    EscrowRefunded,
+    EscrowReleased,
+    EscrowSettled,
+    FundsReturned,
+    ReceiptConfirmed,
+    ReturnReason,
+    SettlementReason,
+    ShipmentDispatched,
+)
+from shared.contracts.parties import Parties, Party, Role
+from shared.contracts.trade import (
+    Address,
+    Carrier,
+    DisputeOutcome,
+    DisputeReason,
+    LineItem,
+    Logistics,
+    PaymentMethod,
+    RequestedOutcome,
+    ShippingMethod,
+)
+from shared.domain.actor import Actor
+from shared.infra.clock import ManualClock
+from shared.infra.runner import AggregateRunner
+from shared.infra.store import InMemoryAggregateStore
+from services.order.domain import Order
+from services.order.handlers import OrderService
+from services.order.settings import OrderSettings
+from tests.support.interleavings import Step, interleavings, outcomes
+
+ORDER = "ord-1"
+BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
+SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
+PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
+                  supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
+LOGISTICS = Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.DHL)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+TOTAL = 10_000
+DAY = timedelta(days=1)
+
+
+def day(n: float) -> datetime:
+    return T0 + n * DAY
+
+
+class ConsumerWorld:
+    """One consuming service on an in-memory store and a manual clock."""
+
+    clock: ManualClock
+    runner: AggregateRunner
+
+    def advance_to(self, at: datetime) -> None:
+        if at > self.clock.now():
+            self.clock.advance(at - self.clock.now())
+
+    def snapshot(self) -> tuple:
+        return pickle.dumps(self.runner.store.docs), self.clock.now()
+
+    def restore(self, snapshot: tuple) -> None:
+        docs, now = snapshot
+        self.runner.store.docs = pickle.loads(docs)
+        self.clock._now = now
+
+
+def event(topic: str, name: str, at: datetime, make, *after: str) -> Step:
+    """A step delivering the event ``make(**common)`` on ``topic``."""
+    async def run(world) -> None:
+        built: TradeEvent = make(order_id=ORDER, parties=PARTIES)
+        envelope = Envelope.wrap(built, occurred_at=at)
+        await world.service.event_handlers()[type(built)](envelope, built)
+    return Step(name, topic, at, run, frozenset(after))
+
+
+def command(name: str, at: datetime, act, *after: str) -> Step:
+    async def run(world) -> None:
+        await act(world)
+    return Step(name, "commands", at, run, frozenset(after))
+
+
+# --- the trade's events, as its producers publish them -----------------------------------
+
+
+def funded(n: float = 1) -> Step:
+    return event("payment", "funded", day(n), lambda **c: EscrowFunded(
+        **c, amount=TOTAL, currency="USD", method=PaymentMethod.CARD))
+
+
+def released(amount: int, n: float, reason=SettlementReason.RECEIPT_CONFIRMED, name="released"):
+    return event("payment", name, day(n), lambda **c: EscrowReleased(
+        **c, amount=amount, currency="USD", reason=reason, payout_id=f"p-{name}", held_after=0))
+
+
+def refunded(amount: int, n: float, reason=SettlementReason.DISPUTE_RESOLVED, name="refunded"):
+    return event("payment", name, day(n), lambda **c: EscrowRefunded(
+        **c, amount=amount, currency="USD", reason=reason, method=PaymentMethod.CARD,
+        refund_id=f"r-{name}", held_after=0))
+
+
+def settled(released_total: int, refunded_total: int, n: float, paid_in: int = TOTAL) -> Step:
+    return event("payment", "settled", day(n), lambda **c: EscrowSettled(
+        **c, currency="USD", paid_in_total=paid_in, released_total=released_total,
+        refunded_total=refunded_total))
+
+
+def dispatched(n: float = 3) -> Step:
+    return event("shipping", "dispatched", day(n), lambda **c: ShipmentDispatched(
+        **c, carrier=Carrier.DHL, tracking_number="1234567890", ship_date=day(n).date(),
+        dispatched_at=day(n)))
+
+
+def deadline_missed(n: float = 11) -> Step:
+    return event("shipping", "ship_by_missed", day(n), lambda **c: DispatchDeadlineMissed(
+        **c, ship_by=day(n)))
+
+
+def opened(dispute_id: str, n: float, requested=RequestedOutcome.FULL_REFUND,
+           amount: int = TOTAL) -> Step:
+    return event("dispute", f"opened:{dispute_id}", day(n), lambda **c: DisputeOpened(
+        **c, dispute_id=dispute_id, reason=DisputeReason.NOT_RECEIVED, requested=requested,
+        disputed_amount=amount, currency="USD", description="nothing came",
+        answer_due_at=day(n + 5)))
+
+
+def withdrawn(dispute_id: str, n: float) -> Step:
+    return event("dispute", f"withdrawn:{dispute_id}", day(n), lambda **c: DisputeWithdrawn(
+        **c, dispute_id=dispute_id))
+
+
+def resolved(dispute_id: str, n: float, outcome: DisputeOutcome, refund: int,
+             decided_by="agreement") -> Step:
+    return event("dispute", f"resolved:{dispute_id}", day(n), lambda **c: DisputeResolved(
+        **c, dispute_id=dispute_id, outcome=outcome, refund_amount=refund, currency="USD",
+        decided_by=decided_by, agent_id="agent-7" if decided_by == "agent" else None))
+
+
+def receipt(n: float, by="buyer") -> Step:
+    return event("dispute", "receipt", day(n), lambda **c: ReceiptConfirmed(**c, confirmed_by=by))
+
+
+def returned(amount: int, n: float, reason=ReturnReason.ORDER_NOT_PAYABLE) -> Step:
+    return event("payment", "returned", day(n), lambda **c: FundsReturned(
+        **c, amount=amount, currency="USD", reason=reason, transfer_id="t-late"))
+
+
+# --- the order service ---------------------------------------------------------------------
+
+
+class OrderWorld(ConsumerWorld):
+    """The order placed and confirmed at T0; then the other services' events arrive."""
+
+    def __init__(self) -> None:
+        self.clock = ManualClock(T0)
+        self.runner = AggregateRunner(InMemoryAggregateStore(Order), self.clock, _dropped)
+        self.service = OrderService(self.runner, OrderSettings())
+
+    @classmethod
+    async def create(cls) -> OrderWorld:
+        world = cls()
+        await world.runner.execute(ORDER, lambda _, now: Order.place(
+            ORDER, PARTIES, [LineItem(description="bolts", quantity=1, unit_price=TOTAL)], "USD",
+            Address(recipient="R", line1="1 Main St", city="Berlin", country="DE"), 10, now))
+        await world.service.confirm(SUPPLIER, ORDER, LOGISTICS)
+        return world
+
+    async def state(self) -> dict:
+        order = await self.runner.get(ORDER)
+        assert order is not None
+        return order.model_dump(include={"status", "closure_reason", "paid_at", "open_dispute_id",
+                                         "released_total", "refunded_total", "deadlines"})
+
+
+async def _dropped(message) -> None:
+    return None
+
+
+def sweep(n: float, *after: str) -> Step:
+    async def act(world) -> None:
+        await world.runner.sweep_deadlines()
+    return command(f"sweep@{n}", day(n), act, *after)
+
+
+ORDER_SAGAS = {
+    "happy path": ([funded(), dispatched(), receipt(20), released(TOTAL, 20), settled(TOTAL, 0, 20)],
+                   dict(status="closed", closure_reason="settled", released_total=TOTAL)),
+    "automatic receipt": ([funded(), dispatched(), receipt(33, "automatic"), released(TOTAL, 33),
+                           settled(TOTAL, 0, 33)], dict(status="closed", released_total=TOTAL)),
+    "dispute open": ([funded(), dispatched(), opened("d1", 9)],
+                     dict(status="in_dispute", open_dispute_id="d1")),
+    "dispute resolved, not yet settled": (
+        [funded(), dispatched(), opened("d1", 9), resolved("d1", 12, DisputeOutcome.FULL_REFUND,
+                                                           TOTAL)],
+        dict(status="in_dispute")),
+    "full refund agreed": ([funded(), dispatched(), opened("d1", 9),
+                            resolved("d1", 12, DisputeOutcome.FULL_REFUND, TOTAL),
+                            refunded(TOTAL, 12), settled(0, TOTAL, 12)],
+                           dict(status="closed", refunded_total=TOTAL)),
+    "partial refund decided by an agent": (
+        [funded(), dispatched(),
+         opened("d1", 9, RequestedOutcome.PARTIAL_REFUND, 4_000),
+         released(6_000, 9, SettlementReason.UNDISPUTED_PART, "released:undisputed"),
+         resolved("d1", 20, DisputeOutcome.PARTIAL_REFUND, 1_000, "agent"),
+         refunded(1_000, 20), released(3_000, 20, SettlementReason.DISPUTE_RESOLVED),
+         settled(9_000, 1_000, 20)],
+        dict(status="closed", released_total=9_000, refunded_total=1_000)),
+    "withdrawn": ([funded(), dispatched(), opened("d1", 9), withdrawn("d1", 10)],
+                  dict(status="shipped", open_dispute_id=None)),
+    "withdrawn, then receipt": ([funded(), dispatched(), opened("d1", 9), withdrawn("d1", 10),
+                                 receipt(11), released(TOTAL, 11), settled(TOTAL, 0, 11)],
+                                dict(status="closed", released_total=TOTAL)),
+    "withdrawn, disputed again, open": (
+        [funded(), dispatched(), opened("d1", 9), withdrawn("d1", 10), opened("d2", 11)],
+        dict(status="in_dispute", open_dispute_id="d2")),
+    "withdrawn, disputed again, released by an agent": (
+        [funded(), dispatched(), opened("d1", 9), withdrawn("d1", 10), opened("d2", 11),
+         resolved("d2", 20, DisputeOutcome.RELEASE, 0, "agent"),
+         released(TOTAL, 20, SettlementReason.DISPUTE_RESOLVED), settled(TOTAL, 0, 20)],
+        dict(status="closed", released_total=TOTAL)),
+    "ship-by deadline missed": ([funded(), deadline_missed(11),
+                                 refunded(TOTAL, 11, SettlementReason.NOT_SHIPPED),
+                                 settled(0, TOTAL, 11)],
+                                dict(status="closed", refunded_total=TOTAL)),
+    "payment deadline, then a late transfer returned": (
+        [sweep(20), event("payment", "settled", day(20), lambda **c: EscrowSettled(
+            **c, currency="USD", paid_in_total=0, released_total=0, refunded_total=0),
+            "sweep@20"), returned(TOTAL, 22)],
+        dict(status="closed", closure_reason="payment_not_received", refunded_total=TOTAL)),
+    # The sweep runs late, after the news of a payment made in time: it changes nothing.
+    # (A sweep that runs before news of a payment made in the last moments closes the order
+    # and the payment service sends the money back: the one race a deadline leaves.)
+    "paid in time, the sweep late": (
+        [funded(19.5), sweep(21, "funded")], dict(status="paid", deadlines={})),
+    "paid late, the sweep later still": (
+        [funded(20.5), sweep(21, "funded")],
+        dict(status="closed", closure_reason="payment_not_received", paid_at=None)),
+}
+
+
+@pytest.mark.parametrize("saga", ORDER_SAGAS)
+async def test_order_reaches_one_state_in_every_delivery_order(saga):
+    steps, expected = ORDER_SAGAS[saga]
+    await _one_outcome(steps, expected, await OrderWorld.create())
+
+
+async def _one_outcome(steps: list[Step], expected: dict, world: ConsumerWorld) -> None:
+    """Every order ends in one state, and it is the expected one."""
+    start = world.snapshot()
+    found = await outcomes(steps, world)
+    assert len(found) == 1, found
+    [orders] = found.values()
+    assert len(orders) == sum(1 for _ in interleavings(steps))
+    world.restore(start)
+    for step in steps:  # in the order the trade produced them
+        world.advance_to(step.at)
+        await step.run(world)
+    final = await world.state()
+    assert {k: final[k] for k in expected} == expected, final

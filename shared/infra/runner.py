@@ -84,12 +84,15 @@ class AggregateRunner(Generic[A]):
         with context.bound(order_id=order_id):
             async with self._locks(order_id):
                 saved = await self._execute_locked(order_id, action, cause, correlation_id)
-            if saved is not None:
-                await self.publish_pending(order_id)
-        return saved
+                if saved is not None:
+                    await self._publish_saved(*saved)
+        return saved[0] if saved is not None else None
 
     async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None,
-                              correlation_id: str | None) -> A | None:
+                              correlation_id: str | None
+                              ) -> tuple[A, list[OutboxMessage], bool] | None:
+        """Load, act, save; the saved aggregate, its new outbox messages, and whether older
+        messages were still waiting in the outbox."""
         for _ in range(MAX_CONFLICT_RETRIES):
             loaded = await self.store.load(order_id)
             if cause is not None and loaded is not None and cause.event_id in loaded.handled:
@@ -115,24 +118,38 @@ class AggregateRunner(Generic[A]):
             except ConcurrencyConflict:
                 log.info("order %s changed while saving; retrying", order_id)
                 continue
-            return result
+            return (result, [OutboxMessage.of(e) for e in envelopes],
+                    loaded.outbox_pending if loaded else False)
         raise ConcurrencyConflict(f"order {order_id}: gave up after {MAX_CONFLICT_RETRIES} conflicts")
+
+    async def _publish_saved(self, aggregate: A, messages: list[OutboxMessage], older: bool) -> None:
+        """Publish what was just saved from memory, then mark it published in one write.
+        When older messages still wait (an earlier publish failed), they must go first:
+        then the whole outbox is read and published in order."""
+        if older:
+            await self._publish_outbox(aggregate.order_id)
+        elif messages:
+            await self._publish_messages(aggregate.order_id, messages)
+
+    async def _publish_messages(self, order_id: str, messages: list[OutboxMessage]) -> int:
+        published: list[OutboxMessage] = []
+        try:
+            for message in messages:
+                await self._publish(message)
+                published.append(message)
+        except Exception:
+            log.exception("publishing the outbox of order %s failed; the sweep retries it", order_id)
+        if published or not messages:  # nothing left: make sure the sweep stops looking
+            await self.store.mark_published(order_id, published)
+        return len(published)
+
+    async def _publish_outbox(self, order_id: str) -> int:
+        return await self._publish_messages(order_id, await self.store.outbox(order_id))
 
     async def publish_pending(self, order_id: str) -> int:
         """Publish the order's outbox in order; what fails stays for the next sweep."""
         async with self._locks(order_id):
-            messages = await self.store.outbox(order_id)
-            published: list[OutboxMessage] = []
-            try:
-                for message in messages:
-                    await self._publish(message)
-                    published.append(message)
-            except Exception:
-                log.exception("publishing the outbox of order %s failed; the sweep retries it",
-                              order_id)
-            if published or not messages:  # nothing left: make sure the sweep stops looking
-                await self.store.mark_published(order_id, published)
-            return len(published)
+            return await self._publish_outbox(order_id)
 
     async def sweep_outbox(self) -> int:
         published = 0

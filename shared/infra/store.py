@@ -37,6 +37,7 @@ class Loaded(Generic[A]):
     aggregate: A
     version: int
     handled: list[str] = field(default_factory=list)
+    outbox_pending: bool = False  # messages saved earlier still wait to be published
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class AggregateStore(Generic[A]):
             await self._collection.create_index([(f"state.{name}", ASCENDING)])
 
     def _load(self, doc: dict[str, Any]) -> Loaded[A]:
-        return Loaded(self._type.model_validate(doc["state"]), doc["version"], doc.get("handled", []))
+        return Loaded(self._type.model_validate(doc["state"]), doc["version"], doc.get("handled", []),
+                      bool(doc.get("outbox_pending")))
 
     async def load(self, order_id: str) -> Loaded[A] | None:
         doc = await self._collection.find_one({"_id": order_id}, projection={"outbox": 0})
@@ -149,7 +151,8 @@ class InMemoryAggregateStore(Generic[A]):
         return None
 
     def _load(self, doc: dict[str, Any]) -> Loaded[A]:
-        return Loaded(self._type.model_validate(doc["state"]), doc["version"], list(doc["handled"]))
+        return Loaded(self._type.model_validate(doc["state"]), doc["version"], list(doc["handled"]),
+                      bool(doc["outbox"]))
 
     async def load(self, order_id: str) -> Loaded[A] | None:
         doc = self.docs.get(order_id)

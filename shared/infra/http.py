@@ -17,12 +17,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.contracts.parties import Role
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
 from shared.infra import context
 from shared.infra.auth import Unauthenticated, verify_token
+from shared.infra.store import ConcurrencyConflict
 
 PROBLEM = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
@@ -100,6 +102,18 @@ def install_problem_handlers(app: FastAPI, problems: Problems) -> None:
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(Unauthenticated, domain_error)
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """The database is out of reach (or an order kept changing under us): nothing was
+        saved, so the caller may safely send the same request again."""
+        response = problem(503, "Temporarily unavailable",
+                           "the service cannot reach its database right now; retry shortly",
+                           instance=request.url.path)
+        response.headers["retry-after"] = "2"
+        return response
+
+    app.add_exception_handler(ConnectionFailure, unavailable)
+    app.add_exception_handler(ConcurrencyConflict, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

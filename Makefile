@@ -8,7 +8,7 @@ setup:  ## the Python environment (installs uv if missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen
 
-run: setup  ## Kafka, FerretDB and the SMTP server, the five services, then a demo trade
+run: setup  ## Kafka, the MongoDB-wire server and the SMTP server, the five services, then a demo trade
 	@bash deploy/local/infra.sh up
 	@bash deploy/local/services.sh up
 	@.venv/bin/python deploy/local/demo.py
@@ -20,7 +20,7 @@ stop:  ## stop the services and the servers (data stays in .run/)
 	@bash deploy/local/services.sh down
 	@bash deploy/local/infra.sh down
 
-test: setup  ## every test, the saga ones on real Kafka, FerretDB and SMTP
+test: setup  ## every test, the saga ones on real Kafka, the MongoDB-wire server and SMTP
 	@bash deploy/local/test.sh
 
 unit: setup  ## the fast tests only

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Local runner for the project's real infrastructure, without Docker:
 #   Apache Kafka (KRaft, single node)   127.0.0.1:9092   (controller 9093)
-#   FerretDB (MongoDB wire, SQLite)     127.0.0.1:27017
-#   mongo-strict (mongo-java-server)    127.0.0.1:27018  (in memory; atomic single-document updates,
-#                                                         for the tests FerretDB v1 cannot back)
+#   mongo: EscrowMongoServer            127.0.0.1:27017  (the project's MongoDB-wire server on
+#          (mongo-java-server)                             mongo-java-server: atomic single-document
+#                                                          updates, indexed, journaled in .run/mongo)
 #   mailbox.py (SMTP that keeps mail)   127.0.0.1:1025   (read-only inbox on http://127.0.0.1:8025)
+#   FerretDB v1 (SQLite), only with     127.0.0.1:27019  (neither atomic nor indexed: for comparison)
+#   `up --with-ferretdb`
 #
-# Usage: deploy/local/infra.sh up | down [--purge] | status | env [--export]
+# Usage: deploy/local/infra.sh up [--with-ferretdb] | down [--purge] | status | env [--export]
 #
 # Binaries and jars are built once into a cache outside the repo,
 #   ${ESCROW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/escrow-platform}
@@ -14,9 +16,11 @@
 # (override with ESCROW_RUN_DIR). `up` writes <repo>/.run/infra.env for clients.
 #
 # Environment overrides: INFRA_HOST (127.0.0.1), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# MONGO_PORT (27017), MONGO_STRICT_PORT (27018), SMTP_PORT (1025), MAIL_HTTP_PORT (8025),
-# KAFKA_HEAP_OPTS (-Xms256m -Xmx1g), MONGO_STRICT_HEAP_OPTS (-Xms64m -Xmx512m), JAVA_HOME,
-# INFRA_READY_TIMEOUT (120 s), FERRETDB_LOG_LEVEL (error).
+# MONGO_PORT (27017), FERRETDB_PORT (27019), SMTP_PORT (1025), MAIL_HTTP_PORT (8025),
+# MONGO_STORAGE (fsync: journal fsynced before each reply | nofsync: written before each reply,
+# survives kill -9 of the server but not a power cut | memory: nothing kept),
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx1g), MONGO_HEAP_OPTS (-Xms64m -Xmx1g), JAVA_HOME,
+# INFRA_READY_TIMEOUT (120 s), FERRETDB_LOG_LEVEL (error), INFRA_WITH_FERRETDB (0; 1 = --with-ferretdb).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,10 +30,9 @@ PROG="deploy/local/infra.sh"
 # ---------------------------------------------------------------- versions (pinned)
 KAFKA_POM="$SCRIPT_DIR/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM" | head -n 1)"
-MONGO_STRICT_SRC="$SCRIPT_DIR/mongo-java-server"
-MONGO_STRICT_POM="$MONGO_STRICT_SRC/pom.xml"
-MONGO_STRICT_LAUNCHER="$MONGO_STRICT_SRC/src/main/java/EscrowMongoServer.java"
-MONGO_JAVA_SERVER_VERSION="$(sed -n 's:.*<mongo-java-server.version>\(.*\)</mongo-java-server.version>.*:\1:p' "$MONGO_STRICT_POM" | head -n 1)"
+MONGO_SRC="$SCRIPT_DIR/mongo-java-server"
+MONGO_POM="$MONGO_SRC/pom.xml"
+MONGO_JAVA_SERVER_VERSION="$(sed -n 's:.*<mongo-java-server.version>\(.*\)</mongo-java-server.version>.*:\1:p' "$MONGO_POM" | head -n 1)"
 FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 FERRETDB_VERSION="v1.24.2"
 JAVA_MIN=17
@@ -40,17 +43,19 @@ INFRA_HOST="${INFRA_HOST:-127.0.0.1}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 MONGO_PORT="${MONGO_PORT:-27017}"
-MONGO_STRICT_PORT="${MONGO_STRICT_PORT:-27018}"
+FERRETDB_PORT="${FERRETDB_PORT:-27019}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 MAIL_HTTP_PORT="${MAIL_HTTP_PORT:-8025}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-MONGO_STRICT_HEAP_OPTS="${MONGO_STRICT_HEAP_OPTS:--Xms64m -Xmx512m}"
+MONGO_HEAP_OPTS="${MONGO_HEAP_OPTS:--Xms64m -Xmx1g}"
+MONGO_STORAGE="${MONGO_STORAGE:-fsync}"
+INFRA_WITH_FERRETDB="${INFRA_WITH_FERRETDB:-0}"
 FERRETDB_LOG_LEVEL="${FERRETDB_LOG_LEVEL:-error}"
 INFRA_READY_TIMEOUT="${INFRA_READY_TIMEOUT:-120}"
 
 KAFKA_BOOTSTRAP="$INFRA_HOST:$KAFKA_PORT"
 MONGO_URL="mongodb://$INFRA_HOST:$MONGO_PORT/?directConnection=true"
-MONGO_STRICT_URL="mongodb://$INFRA_HOST:$MONGO_STRICT_PORT/?directConnection=true"
+FERRETDB_URL="mongodb://$INFRA_HOST:$FERRETDB_PORT/?directConnection=true"
 MAIL_URL="http://$INFRA_HOST:$MAIL_HTTP_PORT"
 
 # ---------------------------------------------------------------- places
@@ -64,12 +69,16 @@ KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIB_DIR="$KAFKA_HOME/libs"
 FERRETDB_HOME="$CACHE_DIR/ferretdb-$FERRETDB_VERSION"
 FERRETDB_BIN="$FERRETDB_HOME/ferretdb"
-MONGO_STRICT_HOME="$CACHE_DIR/mongo-java-server-$MONGO_JAVA_SERVER_VERSION"
-MONGO_STRICT_LIB_DIR="$MONGO_STRICT_HOME/libs"
+MONGO_HOME="$CACHE_DIR/mongo-java-server-$MONGO_JAVA_SERVER_VERSION"
+MONGO_LIB_DIR="$MONGO_HOME/libs"
 
 if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA="java"; fi
 
-SERVERS=(kafka ferretdb mongo-strict mailbox)
+# FerretDB joins only when asked (up --with-ferretdb); mongo-strict is what earlier versions of
+# this script started on 27018: `down` still stops it.
+SERVERS=(kafka mongo mailbox)
+ALL_SERVERS=(kafka mongo mailbox ferretdb mongo-strict)
+ferretdb_wanted() { [[ "$INFRA_WITH_FERRETDB" == 1 || -f "$RUN_DIR/pids/ferretdb.pid" ]]; }
 
 # ---------------------------------------------------------------- helpers
 say() { printf '%s\n' "$*"; }
@@ -89,7 +98,7 @@ marker_of() {
   case "$1" in
     kafka) echo "kafka.Kafka" ;;
     ferretdb) echo "ferretdb" ;;
-    mongo-strict) echo "EscrowMongoServer" ;;
+    mongo | mongo-strict) echo "EscrowMongoServer" ;;
     mailbox) echo "mailbox.py" ;;
   esac
 }
@@ -115,7 +124,9 @@ pid_alive() {
 is_running() {  # our server $1 is alive: pid file, live pid, matching command line
   local pid; pid="$(pid_of "$1")" || return 1
   pid_alive "$pid" || return 1
-  ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$(marker_of "$1")"
+  # captured, not piped into grep -q: under pipefail an early grep exit can fail the pipe (SIGPIPE)
+  local args; args="$(ps -o args= -p "$pid" 2>/dev/null)" || return 1
+  [[ "$args" == *"$(marker_of "$1")"* ]]
 }
 
 port_busy() {  # something accepts TCP connections on host $1 port $2
@@ -125,8 +136,8 @@ port_busy() {  # something accepts TCP connections on host $1 port $2
 ports_of() {
   case "$1" in
     kafka) echo "$KAFKA_PORT:KAFKA_PORT $KAFKA_CONTROLLER_PORT:KAFKA_CONTROLLER_PORT" ;;
-    ferretdb) echo "$MONGO_PORT:MONGO_PORT" ;;
-    mongo-strict) echo "$MONGO_STRICT_PORT:MONGO_STRICT_PORT" ;;
+    ferretdb) echo "$FERRETDB_PORT:FERRETDB_PORT" ;;
+    mongo) echo "$MONGO_PORT:MONGO_PORT" ;;
     mailbox) echo "$SMTP_PORT:SMTP_PORT $MAIL_HTTP_PORT:MAIL_HTTP_PORT" ;;
   esac
 }
@@ -134,8 +145,8 @@ ports_of() {
 checks_of() {  # wait_ready.py arguments for server $1
   case "$1" in
     kafka) echo "--check kafka kafka $KAFKA_BOOTSTRAP" ;;
-    ferretdb) echo "--check ferretdb mongo $MONGO_URL" ;;
-    mongo-strict) echo "--check mongo-strict mongo $MONGO_STRICT_URL" ;;
+    ferretdb) echo "--check ferretdb mongo $FERRETDB_URL" ;;
+    mongo) echo "--check mongo mongo $MONGO_URL" ;;
     mailbox) echo "--check mailbox smtp $INFRA_HOST:$SMTP_PORT --check mailbox http $MAIL_URL/api/messages" ;;
   esac
 }
@@ -166,9 +177,10 @@ java_major() {
 
 kafka_cached() { [[ -f "$KAFKA_LIB_DIR/.complete" && "$(cat "$KAFKA_LIB_DIR/.complete")" == "$(sha256_of "$KAFKA_POM")" ]]; }
 ferretdb_cached() { [[ -x "$FERRETDB_BIN" ]]; }
-# the launcher is compiled from the repo, so its cache is keyed by the pom and the source
-mongo_strict_fingerprint() { cat "$MONGO_STRICT_POM" "$MONGO_STRICT_LAUNCHER" | sha256_of /dev/stdin; }
-mongo_strict_cached() { [[ -f "$MONGO_STRICT_LIB_DIR/.complete" && "$(cat "$MONGO_STRICT_LIB_DIR/.complete")" == "$(mongo_strict_fingerprint)" ]]; }
+# the launcher is compiled from the repo, so its cache is keyed by the pom and every source file
+mongo_sources() { find "$MONGO_SRC/src" -type f -name '*.java' | LC_ALL=C sort; }
+mongo_fingerprint() { { cat "$MONGO_POM"; mongo_sources | while read -r f; do echo "${f#"$MONGO_SRC"}"; cat "$f"; done; } | sha256_of /dev/stdin; }
+mongo_cached() { [[ -f "$MONGO_LIB_DIR/.complete" && "$(cat "$MONGO_LIB_DIR/.complete")" == "$(mongo_fingerprint)" ]]; }
 
 check_prereqs() {
   local missing=()
@@ -176,7 +188,7 @@ check_prereqs() {
   have apt-get && apt_hint=1
 
   if ! have "$JAVA"; then
-    missing+=("java (Java runtime >= $JAVA_MIN, runs the Kafka broker and mongo-strict) — install it with: ${apt_hint:+apt-get install openjdk-17-jre-headless, or }any JDK/JRE >= $JAVA_MIN; set JAVA_HOME to use one that is not on PATH")
+    missing+=("java (Java runtime >= $JAVA_MIN, runs the Kafka broker and the MongoDB-wire server) — install it with: ${apt_hint:+apt-get install openjdk-17-jre-headless, or }any JDK/JRE >= $JAVA_MIN; set JAVA_HOME to use one that is not on PATH")
   else
     local jm; jm="$(java_major)"
     if [[ ! "$jm" =~ ^[0-9]+$ ]] || ((jm < JAVA_MIN)); then
@@ -186,11 +198,11 @@ check_prereqs() {
 
   if ! kafka_cached && ! have mvn; then
     missing+=("mvn (Apache Maven >= 3.6, fetches the Kafka $KAFKA_VERSION jars once into $KAFKA_LIB_DIR) — install it with: ${apt_hint:+apt-get install maven, or }an Apache Maven release on PATH")
-  elif ! mongo_strict_cached && ! have mvn; then
-    missing+=("mvn (Apache Maven >= 3.6, builds mongo-java-server $MONGO_JAVA_SERVER_VERSION's launcher once into $MONGO_STRICT_LIB_DIR) — install it with: ${apt_hint:+apt-get install maven, or }an Apache Maven release on PATH")
+  elif ! mongo_cached && ! have mvn; then
+    missing+=("mvn (Apache Maven >= 3.6, builds the MongoDB-wire server on mongo-java-server $MONGO_JAVA_SERVER_VERSION once into $MONGO_LIB_DIR) — install it with: ${apt_hint:+apt-get install maven, or }an Apache Maven release on PATH")
   fi
 
-  if ! ferretdb_cached; then
+  if ferretdb_wanted && ! ferretdb_cached; then
     if ! have go; then
       missing+=("go (Go toolchain >= 1.$GO_MIN_MINOR, builds FerretDB $FERRETDB_VERSION once into $FERRETDB_HOME) — install it with: ${apt_hint:+apt-get install golang-go (Debian 13 / Ubuntu 24.04 or newer; Debian 12 ships 1.19, too old), or }an official Go release on PATH")
     else
@@ -225,6 +237,28 @@ check_prereqs() {
 }
 
 # ---------------------------------------------------------------- builds (cached)
+PROGRESS_EVERY="${INFRA_PROGRESS_EVERY:-5}"
+
+# run_logged LABEL LOG CMD...: CMD's output goes to LOG; while it runs, a line every
+# $PROGRESS_EVERY seconds says how long it has taken and what the log said last, so a first
+# build (Maven downloads, the Go build) never sits silent for minutes.
+run_logged() {
+  local label="$1" log="$2"; shift 2
+  "$@" >>"$log" 2>&1 &
+  local pid=$! t0 next last
+  t0="$(now_ms)"
+  next=$((SECONDS + PROGRESS_EVERY))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= next)); then
+      last="$(tail -n 1 "$log" 2>/dev/null | tr -d '\r' | cut -c1-100)" || last=""
+      say "  ... $label: $(secs_since "$t0")${last:+   (log: $last)}"
+      next=$((SECONDS + PROGRESS_EVERY))
+    fi
+    sleep 0.5
+  done
+  wait "$pid"
+}
+
 build_kafka() {
   kafka_cached && return 0
   lock_cache
@@ -233,10 +267,11 @@ build_kafka() {
   t0="$(now_ms)"
   work="$KAFKA_HOME/build.$$"
   log="$LOG_DIR/build-kafka.log"
-  say "Fetching Apache Kafka $KAFKA_VERSION jars with Maven into $KAFKA_LIB_DIR (first time only)..."
+  say "Fetching Apache Kafka $KAFKA_VERSION jars with Maven into $KAFKA_LIB_DIR (first time only; about a minute, log $(rel "$log"))..."
   rm -rf "$work" && mkdir -p "$work"
+  : >"$log"
   cp "$KAFKA_POM" "$work/pom.xml"   # build outside the repo: Maven writes nothing into the work tree
-  if ! (cd "$work" && mvn -B -q -Dstyle.color=never package "-Dkafka.libdir=$work/libs") >"$log" 2>&1; then
+  if ! (cd "$work" && run_logged "Maven (Kafka jars)" "$log" mvn -B -Dstyle.color=never package "-Dkafka.libdir=$work/libs"); then
     rm -rf "$work"
     die "Maven could not fetch the Kafka jars; read $log"
   fi
@@ -252,31 +287,36 @@ build_ferretdb() {
   ferretdb_cached && return 0
   lock_cache
   ferretdb_cached && return 0
-  local t0 work log json dir
+  local t0 work log dir version
   t0="$(now_ms)"
   work="$FERRETDB_HOME/build.$$"
   log="$LOG_DIR/build-ferretdb.log"
-  say "Building FerretDB $FERRETDB_VERSION with Go into $FERRETDB_BIN (first time only, about a minute)..."
+  say "Building FerretDB $FERRETDB_VERSION with Go into $FERRETDB_BIN (first time only; 1 to 6 minutes, log $(rel "$log"))..."
   rm -rf "$work" && mkdir -p "$work"
   : >"$log"
+  export GOFLAGS='' GOWORK=off GO111MODULE=on
   # The module zip lacks the generated build/version/version.txt, so `go install` gives a binary
   # that panics at start: build from a writable copy of the module with that file written.
-  if ! json="$(cd "$work" && GOFLAGS='' GOWORK=off GO111MODULE=on go mod download -json "$FERRETDB_MODULE@$FERRETDB_VERSION" 2>>"$log")"; then
-    printf '%s\n' "$json" >>"$log"
+  # shellcheck disable=SC2016  # $1 and $2 belong to the inner bash
+  if ! (cd "$work" && run_logged "go mod download (FerretDB)" "$log" \
+        bash -c 'go mod download -x -json "$1" >"$2"' _ "$FERRETDB_MODULE@$FERRETDB_VERSION" "$work/module.json"); then
     rm -rf "$work"
     die "go mod download of $FERRETDB_MODULE@$FERRETDB_VERSION failed; read $log"
   fi
-  dir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$json" | head -n 1)"
-  [[ -n "$dir" && -d "$dir" ]] || { printf '%s\n' "$json" >>"$log"; rm -rf "$work"; die "go mod download gave no module directory; read $log"; }
+  dir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' "$work/module.json" | head -n 1)"
+  [[ -n "$dir" && -d "$dir" ]] || { cat "$work/module.json" >>"$log"; rm -rf "$work"; die "go mod download gave no module directory; read $log"; }
   cp -R "$dir" "$work/src"
   chmod -R u+w "$work/src"
   printf '%s\n' "$FERRETDB_VERSION" >"$work/src/build/version/version.txt"
-  if ! (cd "$work/src" && GOFLAGS='' GOWORK=off GO111MODULE=on CGO_ENABLED=0 \
-        go build -trimpath -buildvcs=false -o "$work/ferretdb" ./cmd/ferretdb) >>"$log" 2>&1; then
+  if ! (cd "$work/src" && CGO_ENABLED=0 run_logged "go build (FerretDB)" "$log" \
+        go build -v -trimpath -buildvcs=false -o "$work/ferretdb" ./cmd/ferretdb); then
     rm -rf "$work"
     die "go build of FerretDB failed; read $log"
   fi
-  if ! "$work/ferretdb" --version 2>>"$log" | grep -q "version: $FERRETDB_VERSION"; then
+  # captured, not piped into grep -q: under pipefail grep's early exit can SIGPIPE the writer
+  version="$("$work/ferretdb" --version 2>>"$log")" || true
+  if [[ "$version" != *"version: $FERRETDB_VERSION"* ]]; then
+    printf '%s\n' "$version" >>"$log"
     rm -rf "$work"
     die "the FerretDB binary built does not report version $FERRETDB_VERSION; read $log"
   fi
@@ -285,31 +325,31 @@ build_ferretdb() {
   say "  built in $(secs_since "$t0")"
 }
 
-build_mongo_strict() {
-  mongo_strict_cached && return 0
+build_mongo() {
+  mongo_cached && return 0
   lock_cache
-  mongo_strict_cached && return 0
+  mongo_cached && return 0
   local t0 work log
   t0="$(now_ms)"
-  work="$MONGO_STRICT_HOME/build.$$"
-  log="$LOG_DIR/build-mongo-strict.log"
-  say "Building the mongo-java-server $MONGO_JAVA_SERVER_VERSION launcher with Maven into $MONGO_STRICT_LIB_DIR (first time only)..."
+  work="$MONGO_HOME/build.$$"
+  log="$LOG_DIR/build-mongo.log"
+  say "Building the MongoDB-wire server (mongo-java-server $MONGO_JAVA_SERVER_VERSION) with Maven into $MONGO_LIB_DIR (first time and after each change to it; about a minute, log $(rel "$log"))..."
   rm -rf "$work" && mkdir -p "$work/src"
+  : >"$log"
   # build outside the repo: Maven writes nothing into the work tree
-  cp "$MONGO_STRICT_POM" "$work/src/pom.xml"
-  mkdir -p "$work/src/src/main/java"
-  cp "$MONGO_STRICT_LAUNCHER" "$work/src/src/main/java/"
-  if ! (cd "$work/src" && mvn -B -q -Dstyle.color=never package "-Dmongo.libdir=$work/libs") >"$log" 2>&1; then
+  cp "$MONGO_POM" "$work/src/pom.xml"
+  cp -R "$MONGO_SRC/src" "$work/src/src"
+  if ! (cd "$work/src" && run_logged "Maven (MongoDB-wire server)" "$log" mvn -B -Dstyle.color=never package "-Dmongo.libdir=$work/libs"); then
     rm -rf "$work"
-    die "Maven could not build the mongo-java-server launcher; read $log"
+    die "Maven could not build the MongoDB-wire server; read $log"
   fi
   [[ -f "$work/libs/mongo-java-server-core-$MONGO_JAVA_SERVER_VERSION.jar" && -f "$work/libs/escrow-mongo-server-1.jar" ]] \
     || { rm -rf "$work"; die "Maven ran but $work/libs lacks the launcher or mongo-java-server-core-$MONGO_JAVA_SERVER_VERSION.jar; read $log"; }
-  rm -rf "$MONGO_STRICT_LIB_DIR"
-  mv "$work/libs" "$MONGO_STRICT_LIB_DIR"
-  mongo_strict_fingerprint >"$MONGO_STRICT_LIB_DIR/.complete"
+  rm -rf "$MONGO_LIB_DIR"
+  mv "$work/libs" "$MONGO_LIB_DIR"
+  mongo_fingerprint >"$MONGO_LIB_DIR/.complete"
   rm -rf "$work"
-  say "  $(find "$MONGO_STRICT_LIB_DIR" -name '*.jar' | wc -l | tr -d ' ') jars in $(secs_since "$t0")"
+  say "  $(find "$MONGO_LIB_DIR" -name '*.jar' | wc -l | tr -d ' ') jars in $(secs_since "$t0")"
 }
 
 # ---------------------------------------------------------------- start
@@ -378,15 +418,33 @@ start_ferretdb() {
   mkdir -p "$RUN_DIR/ferretdb"
   # launch runs in $RUN_DIR, so the relative SQLite URL needs no escaping of the absolute path
   launch ferretdb "$FERRETDB_BIN" --handler=sqlite --sqlite-url=file:ferretdb/ \
-    "--listen-addr=$INFRA_HOST:$MONGO_PORT" --state-dir=- --telemetry=disable --debug-addr=- \
+    "--listen-addr=$INFRA_HOST:$FERRETDB_PORT" --state-dir=- --telemetry=disable --debug-addr=- \
     "--log-level=$FERRETDB_LOG_LEVEL"
 }
 
-start_mongo-strict() {
-  local heap=()
-  read -r -a heap <<<"$MONGO_STRICT_HEAP_OPTS"
-  launch mongo-strict "$JAVA" "${heap[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -cp "$MONGO_STRICT_LIB_DIR/*" EscrowMongoServer "$MONGO_STRICT_PORT" "$INFRA_HOST"
+mongo_storage_args() {  # EscrowMongoServer's storage options for $MONGO_STORAGE
+  case "$MONGO_STORAGE" in
+    fsync) echo "--data-dir $RUN_DIR/mongo" ;;
+    nofsync) echo "--data-dir $RUN_DIR/mongo --no-fsync" ;;
+    memory) echo "" ;;
+    *) die "MONGO_STORAGE must be fsync, nofsync or memory (not '$MONGO_STORAGE')" ;;
+  esac
+}
+
+mongo_storage_text() {
+  case "$MONGO_STORAGE" in
+    fsync) echo "data $(rel "$RUN_DIR/mongo") (journal fsynced before each reply)" ;;
+    nofsync) echo "data $(rel "$RUN_DIR/mongo") (journal written before each reply, no fsync)" ;;
+    memory) echo "data in memory only" ;;
+  esac
+}
+
+start_mongo() {
+  local heap=() storage=()
+  read -r -a heap <<<"$MONGO_HEAP_OPTS"
+  read -r -a storage <<<"$(mongo_storage_args)"
+  launch mongo "$JAVA" "${heap[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -cp "$MONGO_LIB_DIR/*" EscrowMongoServer "$MONGO_PORT" "$INFRA_HOST" "${storage[@]}"
 }
 
 start_mailbox() {
@@ -410,7 +468,10 @@ write_env_file() {
     echo "# Written by $PROG up at $(date '+%Y-%m-%dT%H:%M:%S%z'); removed by '$PROG down'."
     echo "KAFKA_BOOTSTRAP_SERVERS=$(env_value "$KAFKA_BOOTSTRAP")"
     echo "MONGODB_URL=$(env_value "$MONGO_URL")"
-    echo "MONGODB_STRICT_URL=$(env_value "$MONGO_STRICT_URL")"
+    # the same server: atomic like MongoDB (kept for scripts written when it was a second server)
+    echo "MONGODB_STRICT_URL=$(env_value "$MONGO_URL")"
+    if is_running ferretdb; then echo "FERRETDB_URL=$(env_value "$FERRETDB_URL")"; fi
+    echo "ESCROW_MONGO_SERVER_LIBS=$(env_value "$MONGO_LIB_DIR")"
     echo "SMTP_HOST=$(env_value "$INFRA_HOST")"
     echo "SMTP_PORT=$(env_value "$SMTP_PORT")"
     echo "MAILBOX_DIR=$(env_value "$RUN_DIR/mail")"
@@ -420,9 +481,19 @@ write_env_file() {
 }
 
 cmd_up() {
+  case "${1:-}" in
+    "") ;;
+    --with-ferretdb) INFRA_WITH_FERRETDB=1 ;;
+    *) die "unknown option for up: $1 (expected --with-ferretdb)" ;;
+  esac
   local t0; t0="$(now_ms)"
   lock_run_dir
   mkdir -p "$LOG_DIR" "$PID_DIR"
+  mongo_storage_args >/dev/null
+  if ferretdb_wanted; then SERVERS+=(ferretdb); fi
+  if is_running mongo-strict; then
+    die "mongo-strict (pid $(pid_of mongo-strict)) was started by an earlier infra.sh: run '$PROG down' first"
+  fi
 
   local to_start=() running=() name
   for name in "${SERVERS[@]}"; do
@@ -449,7 +520,7 @@ cmd_up() {
       case "$name" in
         kafka) build_kafka ;;
         ferretdb) build_ferretdb ;;
-        mongo-strict) build_mongo_strict ;;
+        mongo) build_mongo ;;
       esac
     done
   elif [[ ! -x "$VENV_PY" ]]; then
@@ -477,10 +548,12 @@ cmd_up() {
   say ""
   say "Infrastructure is up (infra.sh up took $(secs_since "$t0")):"
   say "  Kafka $KAFKA_VERSION (KRaft)   $KAFKA_BOOTSTRAP   data $(rel "$RUN_DIR/kafka/data")"
-  say "  FerretDB $FERRETDB_VERSION   $MONGO_URL   data $(rel "$RUN_DIR/ferretdb")"
-  say "  mongo-strict (mongo-java-server $MONGO_JAVA_SERVER_VERSION)   $MONGO_STRICT_URL   data in memory only"
+  say "  mongo (EscrowMongoServer, mongo-java-server $MONGO_JAVA_SERVER_VERSION)   $MONGO_URL   $(mongo_storage_text)"
+  if is_running ferretdb; then
+    say "  FerretDB $FERRETDB_VERSION (comparison only)   $FERRETDB_URL   data $(rel "$RUN_DIR/ferretdb")"
+  fi
   say "  mailbox (SMTP)        $INFRA_HOST:$SMTP_PORT   mail $(rel "$RUN_DIR/mail")   inbox $MAIL_URL/"
-  say "  logs   $LOG_DIR/{kafka,ferretdb,mongo-strict,mailbox}.log"
+  say "  logs   $LOG_DIR/{$(IFS=,; echo "${SERVERS[*]}")}.log"
   say "  env    $ENV_FILE   (print it with '$PROG env'; load it with: set -a; . $(rel "$ENV_FILE"); set +a)"
   say "  cache  $CACHE_DIR"
 }
@@ -498,7 +571,8 @@ stop_server() {  # stop_server NAME DEADLINE_SECONDS
     say "$name: not running (removed stale pid file)"
     return 0
   fi
-  if ! ps -o args= -p "$pid" 2>/dev/null | grep -qF -- "$(marker_of "$name")"; then
+  local args; args="$(ps -o args= -p "$pid" 2>/dev/null)" || args=""
+  if [[ "$args" != *"$(marker_of "$name")"* ]]; then
     rm -f "$pidfile"
     warn "$name: pid $pid now belongs to another program; left it alone and removed the stale pid file"
     return 0
@@ -535,13 +609,14 @@ cmd_down() {
   fi
   lock_run_dir
   stop_server mailbox 10
-  stop_server mongo-strict 15
-  stop_server ferretdb 15
+  stop_server mongo 30
+  if [[ -f "$PID_DIR/mongo-strict.pid" ]]; then stop_server mongo-strict 15; fi
+  if [[ -f "$PID_DIR/ferretdb.pid" ]]; then stop_server ferretdb 15; fi
   stop_server kafka 60
   rm -f "$ENV_FILE"
   if [[ -n "$purge" ]]; then
     # only what infra.sh itself creates; anything else in the run dir is left alone
-    rm -rf "$RUN_DIR/kafka" "$RUN_DIR/ferretdb" "$RUN_DIR/mail" "$RUN_DIR/logs" "$RUN_DIR/pids" \
+    rm -rf "$RUN_DIR/kafka" "$RUN_DIR/mongo" "$RUN_DIR/ferretdb" "$RUN_DIR/mail" "$RUN_DIR/logs" "$RUN_DIR/pids" \
            "$RUN_DIR/.infra.lock"
     rmdir "$RUN_DIR" 2>/dev/null || true
     say "purged data, mail, logs and pid files under $RUN_DIR (the build cache $CACHE_DIR stays)"
@@ -551,6 +626,7 @@ cmd_down() {
 # ---------------------------------------------------------------- status / env
 cmd_status() {
   local name all_up=1 args=() c
+  if ferretdb_wanted; then SERVERS+=(ferretdb); fi
   for name in "${SERVERS[@]}"; do
     if is_running "$name"; then
       printf '%-12s running  pid %-8s log %s\n' "$name" "$(pid_of "$name")" "$(rel "$LOG_DIR/$name.log")"
@@ -570,7 +646,7 @@ cmd_status() {
       all_up=""
     fi
   fi
-  say "cache: $CACHE_DIR  (kafka $KAFKA_VERSION: $(kafka_cached && echo built || echo 'not built'); ferretdb $FERRETDB_VERSION: $(ferretdb_cached && echo built || echo 'not built'); mongo-java-server $MONGO_JAVA_SERVER_VERSION: $(mongo_strict_cached && echo built || echo 'not built'))"
+  say "cache: $CACHE_DIR  (kafka $KAFKA_VERSION: $(kafka_cached && echo built || echo 'not built'); ferretdb $FERRETDB_VERSION: $(ferretdb_cached && echo built || echo 'not built'); MongoDB-wire server on mongo-java-server $MONGO_JAVA_SERVER_VERSION: $(mongo_cached && echo built || echo 'not built'))"
   [[ -f "$ENV_FILE" ]] && say "env:   $ENV_FILE"
   if [[ -n "$all_up" ]]; then say "all up"; return 0; fi
   say "not all up"
@@ -590,23 +666,27 @@ usage() {
   cat <<EOF
 Usage: $PROG COMMAND
 
-  up              build what is missing (once, into $CACHE_DIR), start Kafka, FerretDB,
-                  mongo-strict and the mailbox detached (servers already running are left
-                  alone), wait until each answers a client, write .run/infra.env
+  up [--with-ferretdb]
+                  build what is missing (once, into $CACHE_DIR), start Kafka, the
+                  MongoDB-wire server (EscrowMongoServer) and the mailbox detached (servers
+                  already running are left alone), wait until each answers a client, write
+                  .run/infra.env; --with-ferretdb also starts FerretDB v1 on FERRETDB_PORT
+                  (for comparison: neither atomic nor indexed)
   down [--purge]  stop them (SIGTERM, then SIGKILL after a deadline); --purge also deletes
                   their data, mail and logs under .run/
   status          which servers run and answer (exit 0 when all do, 3 otherwise)
   env [--export]  print .run/infra.env (with --export: as shell export lines)
 
-Environment: INFRA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT MONGO_PORT MONGO_STRICT_PORT SMTP_PORT
-             MAIL_HTTP_PORT KAFKA_HEAP_OPTS MONGO_STRICT_HEAP_OPTS JAVA_HOME INFRA_READY_TIMEOUT
-             ESCROW_CACHE ESCROW_RUN_DIR
+Environment: INFRA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT MONGO_PORT MONGO_STORAGE
+             (fsync | nofsync | memory) FERRETDB_PORT INFRA_WITH_FERRETDB SMTP_PORT
+             MAIL_HTTP_PORT KAFKA_HEAP_OPTS MONGO_HEAP_OPTS JAVA_HOME INFRA_READY_TIMEOUT
+             INFRA_PROGRESS_EVERY ESCROW_CACHE ESCROW_RUN_DIR
 EOF
 }
 
 main() {
   [[ -n "$KAFKA_VERSION" ]] || die "cannot read <kafka.version> from $KAFKA_POM"
-  [[ -n "$MONGO_JAVA_SERVER_VERSION" ]] || die "cannot read <mongo-java-server.version> from $MONGO_STRICT_POM"
+  [[ -n "$MONGO_JAVA_SERVER_VERSION" ]] || die "cannot read <mongo-java-server.version> from $MONGO_POM"
   local cmd="${1:-}"
   (($#)) && shift
   case "$cmd" in

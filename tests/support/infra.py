@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 NO_INFRA = (
     "no real infrastructure for the saga tests: run the README's test command (`make test`), "
-    "which starts Kafka, FerretDB and the SMTP server, or set KAFKA_BOOTSTRAP_SERVERS and "
+    "which starts Kafka, the MongoDB-wire server and the SMTP server, or set KAFKA_BOOTSTRAP_SERVERS and "
     "MONGODB_URL (plus SMTP_HOST, SMTP_PORT, MAILBOX_DIR), or run a Docker engine"
 )
 
@@ -79,9 +79,12 @@ class Infra:
     smtp_host: str
     smtp_port: int
     mailbox: Mailbox
-    # A server that makes single-document updates atomic under concurrency (FerretDB v1
-    # does not): mongo-strict locally, the MongoDB container under Docker.
+    # A server that makes single-document updates atomic under concurrency: the default one
+    # (deploy/local's EscrowMongoServer, or the MongoDB container under Docker) unless
+    # MONGODB_STRICT_URL names another.
     strict_mongodb_url: str | None = None
+    # FerretDB v1, only when started for comparison (`infra.sh up --with-ferretdb`).
+    ferretdb_url: str | None = None
 
 
 def docker_engine_answers() -> bool:
@@ -120,7 +123,7 @@ def real_infrastructure() -> Iterator[Infra | str]:
         yield Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["MONGODB_URL"], env.get("SMTP_HOST", "127.0.0.1"),
                     int(env.get("SMTP_PORT", "1025")),
                     Mailbox(Path(env.get("MAILBOX_DIR", REPO / ".run/mail"))),
-                    env.get("MONGODB_STRICT_URL"))
+                    env.get("MONGODB_STRICT_URL") or env["MONGODB_URL"], env.get("FERRETDB_URL"))
     elif docker_engine_answers():
         from testcontainers.community.kafka import KafkaContainer
         from testcontainers.community.mongodb import MongoDbContainer

@@ -29,7 +29,6 @@ unit: setup  ## the fast tests only
 asyncapi: setup  ## regenerate docs/asyncapi.yaml from the code
 	@.venv/bin/python -m services.asyncapi --write
 
-bench: setup  ## figures, not tests: whole trades, the store and the outbox, one consumer (bench/README.md)
+bench: setup  ## figures, not tests: whole trades from outside at rising rates (bench/README.md; BENCH_ARGS=--quick)
 	@bash deploy/local/infra.sh up
-	@set -a; . .run/infra.env; set +a; \
-	  .venv/bin/python -m bench.saga --verbose && .venv/bin/python -m bench.store && .venv/bin/python -m bench.consumer
+	@.venv/bin/python -m bench.trades $(BENCH_ARGS)

@@ -2,6 +2,9 @@ import os
 
 import pytest
 
+# Tests run a development platform: development secrets are allowed (shared/infra/settings.py).
+os.environ.setdefault("ESCROW_ENV", "development")
+
 from shared.infra.clock import ManualClock
 from tests.support.infra import Infra, real_infrastructure
 from tests.support.platform import Platform

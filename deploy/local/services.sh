@@ -44,7 +44,7 @@ cmd_up() {
     if pid_alive "$name"; then echo "  $name already running (pid $(cat "$PID_DIR/$name.pid"))"; continue; fi
     # Detached in a session of its own; every descriptor goes to the log, so nothing keeps
     # the caller's terminal or pipe open.
-    (cd "$REPO_ROOT" && HTTP_PORT="${PORTS[$name]}" exec setsid "$VENV_PY" -m "services.$name") \
+    (cd "$REPO_ROOT" && HTTP_PORT="${PORTS[$name]}" ESCROW_ENV="${ESCROW_ENV:-development}" exec setsid "$VENV_PY" -m "services.$name") \
         >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
     echo $! >"$PID_DIR/$name.pid"
   done

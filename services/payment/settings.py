@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from shared.infra.settings import ServiceSettings
+from shared.infra.settings import GuardedSecret, ServiceSettings
 
 # A fixed key so a developer machine needs no setup. DEV ONLY: anyone can read it here, so
 # data sealed with it is not protected. Production sets PAYMENT_DATA_KEY (a Fernet key);
@@ -19,6 +19,10 @@ class PaymentSettings(ServiceSettings):
     beneficiary_bank_name: str = "Sandbox Bank plc"
     payment_data_key: SecretStr = SecretStr(DEV_ONLY_PAYMENT_DATA_KEY)
     instruction_sweep_seconds: float = 5.0
+
+    def guarded_secrets(self) -> list[GuardedSecret]:
+        return [*super().guarded_secrets(),
+                GuardedSecret("PAYMENT_DATA_KEY", self.payment_data_key, DEV_ONLY_PAYMENT_DATA_KEY)]
 
     @property
     def uses_dev_data_key(self) -> bool:

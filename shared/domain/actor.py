@@ -5,11 +5,12 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from shared.contracts.parties import Parties, Role
+from shared.contracts.text import PartyId
 from shared.domain.errors import NotPermitted
 
 
 class Actor(BaseModel):
-    party_id: str
+    party_id: PartyId
     role: Role
 
     def acts_as(self, role: Role, party_id: str) -> bool:

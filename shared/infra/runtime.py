@@ -57,6 +57,7 @@ class ServiceRuntime:
 
     @classmethod
     def create(cls, service: Service, settings: ServiceSettings) -> ServiceRuntime:
+        settings.check_secrets()
         metrics = CollectorRegistry()
         return cls(service=service, settings=settings, topics=Topics(settings.topic_prefix),
                    broker=make_broker(settings.kafka_bootstrap_servers, f"escrow-{service}", metrics),

@@ -2,26 +2,74 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.infra.logging import LogFormat
 
+# Published in this repository, so worthless as a secret: only a development platform
+# (ESCROW_ENV=development) may run with it.
 DEV_AUTH_SECRET = "dev-only-secret-do-not-use-in-production"
+MIN_SECRET_BYTES = 32
+DEV_ISSUER = "escrow-dev"
+AUDIENCE = "escrow-platform"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"  # make run, the tests, the demo: development secrets allowed
+    PRODUCTION = "production"  # the default: every secret must be set, and be strong
+
+
+class InsecureSettings(RuntimeError):
+    """A service outside development mode was given a development or weak secret."""
+
+
+@dataclass(frozen=True)
+class GuardedSecret:
+    """A secret that must be set outside development: not the published value, long enough."""
+
+    env_var: str
+    value: SecretStr | None
+    development_value: str | None
+    min_bytes: int = MIN_SECRET_BYTES
+
+    def problem(self) -> str | None:
+        value = self.value.get_secret_value() if self.value else ""
+        if not value:
+            return f"{self.env_var} is not set"
+        if value == self.development_value:
+            return f"{self.env_var} is the development value published in the source code"
+        if len(value.encode()) < self.min_bytes:
+            return f"{self.env_var} is shorter than {self.min_bytes} bytes"
+        return None
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
+    escrow_env: Environment = Environment.PRODUCTION
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongodb_database: str = "escrow"
     topic_prefix: str = "escrow"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Bearer tokens (shared/infra/auth.py, docs/security.md). HS256 with a shared secret, or
+    # an identity provider's asymmetric keys (a PEM public key or its JWKS URL), so services
+    # verify tokens without being able to mint them.
+    auth_algorithm: Literal["HS256", "EdDSA", "RS256", "ES256"] = "HS256"
     auth_secret: SecretStr = SecretStr(DEV_AUTH_SECRET)
+    auth_public_key: str | None = None
+    auth_jwks_url: str | None = None
+    auth_issuer: str = DEV_ISSUER
+    auth_audience: str = AUDIENCE
+    auth_max_token_lifetime: timedelta = timedelta(hours=24)
     outbox_sweep_seconds: float = 2.0
     deadline_sweep_seconds: float = 5.0
     log_level: str = "INFO"
@@ -30,3 +78,30 @@ class ServiceSettings(BaseSettings):
     clock_offset_file: Path | None = None
     log_format: LogFormat = "json"
     readiness_timeout_seconds: float = 0.9
+
+    @property
+    def development(self) -> bool:
+        return self.escrow_env is Environment.DEVELOPMENT
+
+    def guarded_secrets(self) -> list[GuardedSecret]:
+        """The secrets this service needs; services with more secrets add theirs."""
+        if self.auth_algorithm == "HS256":
+            return [GuardedSecret("AUTH_SECRET", self.auth_secret, DEV_AUTH_SECRET)]
+        return []
+
+    def check_secrets(self) -> None:
+        """Refuse to run outside development with a development, missing or short secret."""
+        if self.development:
+            return
+        problems = [p for s in self.guarded_secrets() if (p := s.problem())]
+        if self.auth_algorithm != "HS256" and not (self.auth_public_key or self.auth_jwks_url):
+            problems.append(f"AUTH_ALGORITHM={self.auth_algorithm} needs AUTH_PUBLIC_KEY or "
+                            "AUTH_JWKS_URL")
+        if self.auth_issuer == DEV_ISSUER:
+            problems.append(f"AUTH_ISSUER is the development issuer {DEV_ISSUER!r}; set the "
+                            "identity provider's issuer")
+        if problems:
+            raise InsecureSettings(
+                "refusing to start outside development mode: " + "; ".join(problems)
+                + ". Set them (docs/security.md), or ESCROW_ENV=development on a developer "
+                  "machine.")

@@ -1,6 +1,8 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of those.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# Every target here runs a developer's platform: development secrets allowed (docs/security.md).
+export ESCROW_ENV ?= development
 
 .PHONY: setup run demo stop test unit asyncapi bench
 

@@ -23,7 +23,7 @@ DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 def generate() -> str:
     """The document for the default deployment, whatever this shell's environment says."""
     brokers = [build(name, settings_class(name)(kafka_bootstrap_servers=DEFAULT_KAFKA,
-                                                topic_prefix="escrow")).broker
+                                                topic_prefix="escrow", escrow_env="development")).broker
                for name in SERVICES]
     spec = AsyncAPI(*brokers, title="Escrow platform events", version="1.0.0",
                     description="Integration events of the escrow trade. Every message is an "

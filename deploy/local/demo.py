@@ -8,6 +8,7 @@ Run by `make run` (or `make demo` against a platform already running).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -17,12 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from deploy.local.service_ports import service_ports  # noqa: E402
 from shared.contracts.parties import Role  # noqa: E402
 from shared.infra.auth import mint_token  # noqa: E402
 from shared.infra.settings import ServiceSettings  # noqa: E402
 
-PORTS = {"order": 8001, "payment": 8002, "shipping": 8003, "dispute": 8004, "notify": 8005}
-MAILBOX = "http://127.0.0.1:8025"
+PORTS = service_ports()
+MAILBOX = os.environ.get("MAILBOX_URL", "http://127.0.0.1:8025")
 SECRET = ServiceSettings().auth_secret.get_secret_value()
 RUN = uuid.uuid4().hex[:6]
 BUYER, SUPPLIER = f"buyer-acme-{RUN}", f"supplier-shenzhen-{RUN}"
@@ -110,7 +112,8 @@ def main() -> None:
     for mail in mails:
         print(f"   to {', '.join(mail['rcpt_tos']):<40} {mail['subject']}")
     print(f"\nRead them at {MAILBOX} (files in .run/mail/). "
-          f"APIs: http://127.0.0.1:800[1-5]/docs. Stop everything with `make stop`.")
+          f"APIs: {', '.join(f'http://127.0.0.1:{port}/docs' for port in PORTS.values())}. "
+          "Stop everything with `make stop`.")
 
 
 def _status(service: str, path: str, party: str, role: Role) -> dict | None:

@@ -3,8 +3,8 @@
 # deploy/local/infra.sh (reads .run/infra.env). Logs: .run/logs/<service>.log.
 #
 # Usage: deploy/local/services.sh up | down | status
-# Ports: ORDER_HTTP_PORT (8001), PAYMENT_HTTP_PORT (8002), SHIPPING_HTTP_PORT (8003),
-# DISPUTE_HTTP_PORT (8004), NOTIFY_HTTP_PORT (8005); ESCROW_RUN_DIR as for infra.sh.
+# Ports: ORDER_HTTP_PORT, PAYMENT_HTTP_PORT, SHIPPING_HTTP_PORT, DISPUTE_HTTP_PORT, NOTIFY_HTTP_PORT,
+# else each service's settings default (8001-8005; deploy/local/service_ports.py); ESCROW_RUN_DIR as for infra.sh.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,12 +15,17 @@ PID_DIR="$RUN_DIR/pids"
 VENV_PY="$REPO_ROOT/.venv/bin/python"
 READY_TIMEOUT="${SERVICES_READY_TIMEOUT:-60}"
 
-declare -A PORTS=([order]="${ORDER_HTTP_PORT:-8001}" [payment]="${PAYMENT_HTTP_PORT:-8002}"
-                  [shipping]="${SHIPPING_HTTP_PORT:-8003}" [dispute]="${DISPUTE_HTTP_PORT:-8004}"
-                  [notify]="${NOTIFY_HTTP_PORT:-8005}")
+declare -A PORTS=()
 SERVICES=(order payment shipping dispute notify)
 
 die() { printf 'deploy/local/services.sh: %s\n' "$*" >&2; exit 1; }
+
+load_ports() {  # <SERVICE>_HTTP_PORT, else each service's settings default (service_ports.py)
+  [[ -x "$VENV_PY" ]] || die "no .venv: run 'make setup' (uv sync) first"
+  local name port
+  while read -r name port; do PORTS[$name]="$port"; done < <("$VENV_PY" "$SCRIPT_DIR/service_ports.py")
+  ((${#PORTS[@]} == ${#SERVICES[@]})) || die "could not read the services' ports (deploy/local/service_ports.py)"
+}
 
 pid_alive() { [[ -f "$PID_DIR/$1.pid" ]] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
 
@@ -79,8 +84,8 @@ cmd_status() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) load_ports; cmd_up ;;
   down) cmd_down ;;
-  status) cmd_status ;;
+  status) load_ports; cmd_status ;;
   *) die "usage: deploy/local/services.sh up | down | status" ;;
 esac

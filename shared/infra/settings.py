@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.infra.logging import LogFormat
@@ -50,7 +51,13 @@ class GuardedSecret:
         return None
 
 
+SECONDS = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*")
+
+
 class ServiceSettings(BaseSettings):
+    """Durations (every ``timedelta`` field, here and in each service's settings) are read as
+    seconds (``0``, ``90``, ``1.5``) or ISO 8601 (``P5D``, ``PT2M``); never negative."""
+
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     escrow_env: Environment = Environment.PRODUCTION
@@ -105,3 +112,19 @@ class ServiceSettings(BaseSettings):
                 "refusing to start outside development mode: " + "; ".join(problems)
                 + ". Set them (docs/security.md), or ESCROW_ENV=development on a developer "
                   "machine.")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations_in_seconds(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads "60" from the environment as a malformed day count, not as seconds
+        if (info.field_name and cls.model_fields[info.field_name].annotation is timedelta
+                and isinstance(value, str) and SECONDS.fullmatch(value)):
+            return timedelta(seconds=float(value))
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _durations_not_negative(cls, value: Any) -> Any:
+        if isinstance(value, timedelta) and value < timedelta(0):
+            raise ValueError("a duration must not be negative")
+        return value

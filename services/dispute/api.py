@@ -117,6 +117,7 @@ class ProtectionView(_OrderProtection):
     dispute_opens_at: datetime | None
     receipt: ReceiptView
     dispute: Dispute | None
+    withdrawn_disputes: list[Dispute]
     deadlines: dict[str, datetime]
     closed_at: datetime | None
     closed_because: str | None
@@ -128,8 +129,9 @@ class ProtectionView(_OrderProtection):
                               confirmed_by=p.receipt_confirmed_by,
                               auto_confirm_at=p.auto_confirm_at,
                               auto_confirm_remaining=p.auto_confirm_remaining)
-        return cls(**p.model_dump(include=set(cls.model_fields) - {"receipt", "dispute"}),
-                   receipt=receipt, dispute=p.dispute)
+        return cls(**p.model_dump(include=set(cls.model_fields)
+                                  - {"receipt", "dispute", "withdrawn_disputes"}),
+                   receipt=receipt, dispute=p.dispute, withdrawn_disputes=p.withdrawn_disputes)
 
 
 def router(service: DisputeService) -> APIRouter:

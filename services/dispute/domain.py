@@ -5,9 +5,11 @@ Both live in ONE aggregate per order on purpose: the automatic receipt confirmat
 a dispute opening are steps of the same state machine, applied one at a time, so they
 can never both happen.
 
-Instants derived from the ship date (a calendar date) count from 00:00 UTC of that day.
-The rules chosen where the product spec is silent (one dispute per order, the receipt
-clock resuming with the time that was left, answers, escalation) are in README.md.
+The buyer's clocks (dispute window, automatic receipt confirmation) start at the ship date,
+counted from 00:00 UTC of that day; a proof of dispatch submitted on a later day starts
+them at the moment it was submitted, so a late proof never cuts the buyer's time short.
+One dispute is open at a time; after a withdrawal the buyer may open another while the
+window lasts. The other rules chosen where the product spec is silent are in README.md.
 """
 
 from __future__ import annotations
@@ -120,10 +122,20 @@ class Dispute(BaseModel):
         return self.status is DisputeStatus.OPEN and self.answer is DisputeAnswer.COUNTER_OFFER
 
 
+def clocks_start(ship_date: date, submitted_at: datetime) -> datetime:
+    """The later of the stated ship date (from its 00:00 UTC) and the proof's submission,
+    when that came on a later day."""
+    if submitted_at.date() <= ship_date:
+        return start_of_day(ship_date)
+    return submitted_at
+
+
 class BuyerProtection(Aggregate):
     currency: str | None = None
     paid_amount: int | None = None
+    held_amount: int | None = None  # what is still in escrow: all, or a partial dispute's part
     ship_date: date | None = None
+    dispatched_at: datetime | None = None
     carrier: Carrier | None = None
     tracking_number: str | None = None
     dispute_opens_at: datetime | None = None
@@ -131,7 +143,8 @@ class BuyerProtection(Aggregate):
     auto_confirm_remaining: timedelta | None = None  # while a dispute stops the clock
     receipt_confirmed_at: datetime | None = None
     receipt_confirmed_by: Literal["buyer", "automatic"] | None = None
-    dispute: Dispute | None = None
+    dispute: Dispute | None = None  # the latest one
+    withdrawn_disputes: list[Dispute] = []
     closed_at: datetime | None = None
     closed_because: str | None = None
 
@@ -162,10 +175,12 @@ class BuyerProtection(Aggregate):
         if self.paid_amount is not None:
             return
         self.paid_amount, self.currency = amount, currency
+        self.held_amount = amount
         self.note(now, "escrow funded", amount=amount, currency=currency)
 
     def record_dispatch(self, ship_date: date, carrier: Carrier, tracking_number: str,
-                        now: datetime, *, periods: Periods) -> None:
+                        now: datetime, *, periods: Periods,
+                        dispatched_at: datetime | None = None) -> None:
         if self.ship_date is not None:
             return
         if self.closed_at is not None:
@@ -173,10 +188,12 @@ class BuyerProtection(Aggregate):
                       ship_date=ship_date.isoformat())
             return
         self.ship_date, self.carrier, self.tracking_number = ship_date, carrier, tracking_number
-        self.dispute_opens_at = start_of_day(ship_date) + periods.dispute_opens_after
-        self._schedule_auto_confirm(start_of_day(ship_date) + periods.receipt_auto_confirm_after,
-                                    now, periods)
-        self.note(now, "shipment dispatched", ship_date=ship_date.isoformat(), carrier=carrier,
+        self.dispatched_at = dispatched_at or now
+        start = clocks_start(ship_date, self.dispatched_at)
+        self.dispute_opens_at = start + periods.dispute_opens_after
+        self._schedule_auto_confirm(start + periods.receipt_auto_confirm_after, now, periods)
+        self.note(now, "shipment dispatched", ship_date=ship_date.isoformat(),
+                  dispatched_at=self.dispatched_at.isoformat(), carrier=carrier,
                   tracking_number=tracking_number,
                   dispute_opens_at=self.dispute_opens_at.isoformat(),
                   auto_confirm_at=self.auto_confirm_at.isoformat())
@@ -227,13 +244,16 @@ class BuyerProtection(Aggregate):
                      evidence: list[Evidence], now: datetime, *, periods: Periods) -> None:
         self._require(actor, Role.BUYER, doing="open a dispute")
         self.run_due_deadlines(now)
-        if self.dispute is not None:
+        if self.dispute is not None and self.dispute.status is not DisputeStatus.WITHDRAWN:
             if self.dispute.status is DisputeStatus.OPEN and self._same_dispute(
                     reason, requested, amount, description):
                 return
-            raise DomainError(f"this order already has a dispute ({self.dispute.status}, opened "
-                              f"{self.dispute.opened_at:%Y-%m-%d %H:%M} UTC); an order can have "
-                              "only one dispute")
+            if self.dispute.status is DisputeStatus.RESOLVED:
+                raise DomainError(f"the dispute opened {self.dispute.opened_at:%Y-%m-%d %H:%M} "
+                                  "UTC was decided; its outcome is final")
+            raise DomainError(f"a dispute is already open on this order ({self.dispute.status}, "
+                              f"opened {self.dispute.opened_at:%Y-%m-%d %H:%M} UTC); one dispute "
+                              "is open at a time")
         if self.receipt_confirmed_at is not None:
             raise DomainError(f"too late: receipt was confirmed ({self.receipt_confirmed_by}) on "
                               f"{self.receipt_confirmed_at:%Y-%m-%d %H:%M} UTC; a dispute can be "
@@ -255,6 +275,9 @@ class BuyerProtection(Aggregate):
         self.auto_confirm_at = None
         self._drop(*RECEIPT_DEADLINES)
         answer_due_at = now + periods.supplier_answer_period
+        if self.dispute is not None:
+            self.withdrawn_disputes.append(self.dispute)
+        self.held_amount = disputed
         self.dispute = Dispute(
             dispute_id=dispute_id, status=DisputeStatus.OPEN, reason=reason, requested=requested,
             disputed_amount=disputed, description=description, evidence=evidence, opened_at=now,
@@ -269,21 +292,26 @@ class BuyerProtection(Aggregate):
             description=description, evidence=evidence, answer_due_at=answer_due_at), now)
 
     def _disputed_amount(self, requested: RequestedOutcome, amount: int | None) -> int:
-        assert self.paid_amount is not None and self.currency is not None
-        paid = self._money(self.paid_amount)
+        """A full refund disputes all that is still in escrow: what was paid, or after a
+        withdrawn partial-refund dispute, the part that was not released then."""
+        assert self.held_amount is not None and self.currency is not None
+        held = self._money(self.held_amount)
+        whole = "was paid" if self.held_amount == self.paid_amount else "is still in escrow"
         if requested is RequestedOutcome.FULL_REFUND:
-            if amount is not None and amount != self.paid_amount:
-                raise InvalidRequest(f"a full refund is the paid amount ({paid}); leave the "
-                                     "amount out, or request a partial refund", field="amount")
-            return self.paid_amount
+            if amount is not None and amount != self.held_amount:
+                noun = ("the paid amount" if self.held_amount == self.paid_amount
+                        else "what is still in escrow")
+                raise InvalidRequest(f"a full refund is {noun} ({held}); leave the amount out, "
+                                     "or request a partial refund", field="amount")
+            return self.held_amount
         if amount is None:
             raise InvalidRequest("a partial refund needs the amount you want back", field="amount")
         if amount <= 0:
             raise InvalidRequest("the amount must be above zero", field="amount")
-        if amount > self.paid_amount:
-            raise InvalidRequest(f"the amount is more than was paid ({paid})", field="amount")
-        if amount == self.paid_amount:
-            raise InvalidRequest(f"that is everything that was paid ({paid}); request a full "
+        if amount > self.held_amount:
+            raise InvalidRequest(f"the amount is more than {whole} ({held})", field="amount")
+        if amount == self.held_amount:
+            raise InvalidRequest(f"that is everything that {whole} ({held}); request a full "
                                  "refund instead", field="amount")
         return amount
 

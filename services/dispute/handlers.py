@@ -180,8 +180,8 @@ class DisputeService:
 
     async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:
         await self._follow(envelope, event, lambda p, now: p.record_dispatch(
-            event.ship_date, event.carrier, event.tracking_number, now, periods=self.periods),
-            start=True)
+            event.ship_date, event.carrier, event.tracking_number, now, periods=self.periods,
+            dispatched_at=event.dispatched_at), start=True)
 
     async def on_order_cancelled(self, envelope: Envelope, event: OrderCancelled) -> None:
         await self._follow(envelope, event, lambda p, now: p.close(event.event_type, now),

@@ -146,6 +146,24 @@ async def test_the_buyer_withdraws_and_automatic_confirmation_resumes(platform: 
     await trade.wait_mails(*each("dispute_withdrawn"), *each("receipt_confirmed"), *each("released"))
 
 
+async def test_after_a_withdrawal_the_buyer_disputes_again_and_gets_what_was_still_held(
+        platform: Platform):
+    trade = await shipped_trade(platform)
+    disputed = trade.total // 4
+    await open_dispute(trade, "not_as_described", "partial_refund", disputed)
+    await trade.wait_balances(held=disputed, released=trade.total - disputed)
+    await trade.call("dispute", "POST", f"/orders/{trade.order_id}/dispute/withdraw", body={})
+    await trade.wait_status("shipped")
+    again = (await open_dispute(trade, "not_received", "full_refund")).json()
+    assert again["dispute"]["disputed_amount"] == disputed  # the rest was released already
+    await trade.wait_status("in_dispute")
+    await answer(trade, "accept")
+    order = await trade.wait_status("closed", "settled")
+    assert (order["released_total"], order["refunded_total"]) == (trade.total - disputed, disputed)
+    await trade.wait_balances(paid_in=trade.total, held=0, released=trade.total - disputed,
+                              refunded=disputed)
+
+
 async def test_window_party_and_amount_rules_give_clear_errors(platform: Platform):
     trade = await shipped_trade(platform, days_after_shipping=2)
     too_early = (await open_dispute(trade, "not_received", "full_refund", expect=None)).json()

@@ -245,12 +245,12 @@ def test_at_most_ten_attachments():
     assert raised.value.field == "evidence"
 
 
-def test_one_dispute_per_order_and_a_repeated_opening_is_a_no_op():
+def test_one_dispute_open_at_a_time_and_a_repeated_opening_is_a_no_op():
     p = shipped()
     open_dispute(p)
     open_dispute(p, OPENS_AT + DAY)
     assert kinds(p) == ["DisputeOpened"]
-    with pytest.raises(DomainError, match="only one dispute"):
+    with pytest.raises(DomainError, match="one dispute is open at a time"):
         open_dispute(p, OPENS_AT + DAY, reason=DisputeReason.OTHER)
 
 
@@ -286,8 +286,6 @@ def test_withdrawing_resumes_the_clock_with_the_remaining_time():
     assert p.status is ProtectionStatus.AWAITING_RECEIPT
     p.withdraw_dispute(BUYER, withdrawn_at + DAY, periods=PERIODS)
     assert p.pull_events() == []
-    with pytest.raises(DomainError, match="only one dispute"):
-        open_dispute(p, withdrawn_at + DAY)
     p.run_due_deadlines(resumed - timedelta(seconds=1))
     assert kinds(p) == ["ReceiptAutoConfirmSoon"]
     p.run_due_deadlines(resumed)
@@ -510,3 +508,76 @@ def test_dispatch_after_closing_sets_no_deadline():
     p.close("shipping.dispatch_deadline_missed", SHIPPED_AT)
     p.record_dispatch(SHIP_DATE, Carrier.DHL, "x", SHIPPED_AT, periods=PERIODS)
     assert p.deadlines == {} and p.ship_date is None and p.status is ProtectionStatus.CLOSED
+
+
+# --- issue 9.4: another dispute after a withdrawal ------------------------------------------
+
+
+def test_after_a_withdrawal_the_buyer_may_open_another_dispute_while_the_window_lasts():
+    p = shipped()
+    open_dispute(p, OPENS_AT)
+    p.withdraw_dispute(BUYER, OPENS_AT + DAY, periods=PERIODS)
+    p.pull_events()
+    p.open_dispute(BUYER, "dsp-2", DisputeReason.NOT_AS_DESCRIBED, RequestedOutcome.FULL_REFUND,
+                   None, "it came broken", [], OPENS_AT + 2 * DAY, periods=PERIODS)
+    opened = last(p)
+    assert isinstance(opened, DisputeOpened) and opened.dispute_id == "dsp-2"
+    assert p.dispute.dispute_id == "dsp-2" and p.status is ProtectionStatus.DISPUTED
+    assert [d.dispute_id for d in p.withdrawn_disputes] == ["dsp-1"]
+    with pytest.raises(DomainError, match="one dispute is open at a time"):
+        p.open_dispute(BUYER, "dsp-3", DisputeReason.OTHER, RequestedOutcome.FULL_REFUND,
+                       None, "again", [], OPENS_AT + 3 * DAY, periods=PERIODS)
+
+
+def test_no_other_dispute_once_receipt_was_confirmed_after_a_withdrawal():
+    p = shipped()
+    open_dispute(p, OPENS_AT)
+    p.withdraw_dispute(BUYER, OPENS_AT + DAY, periods=PERIODS)
+    p.run_due_deadlines(AUTO_CONFIRM_AT + 2 * DAY)  # the window ended: confirmed automatically
+    with pytest.raises(DomainError, match="too late"):
+        p.open_dispute(BUYER, "dsp-2", DisputeReason.OTHER, RequestedOutcome.FULL_REFUND, None,
+                       "late", [], AUTO_CONFIRM_AT + 2 * DAY, periods=PERIODS)
+
+
+def test_a_decided_dispute_is_final():
+    p = shipped()
+    open_dispute(p, OPENS_AT)
+    p.answer_dispute(SUPPLIER, DisputeAnswer.ACCEPT, None, "", OPENS_AT + DAY, periods=PERIODS)
+    with pytest.raises(DomainError, match="final"):
+        p.open_dispute(BUYER, "dsp-2", DisputeReason.OTHER, RequestedOutcome.FULL_REFUND, None,
+                       "more", [], OPENS_AT + 2 * DAY, periods=PERIODS)
+
+
+def test_a_second_dispute_after_a_withdrawn_partial_one_disputes_only_what_is_held():
+    p = shipped()
+    open_dispute(p, OPENS_AT, requested=RequestedOutcome.PARTIAL_REFUND, amount=30_000)
+    p.withdraw_dispute(BUYER, OPENS_AT + DAY, periods=PERIODS)  # the other 70,000 was released
+    with pytest.raises(InvalidRequest, match="more than is still in escrow"):
+        p.open_dispute(BUYER, "dsp-2", DisputeReason.OTHER, RequestedOutcome.PARTIAL_REFUND,
+                       40_000, "more", [], OPENS_AT + 2 * DAY, periods=PERIODS)
+    p.open_dispute(BUYER, "dsp-2", DisputeReason.OTHER, RequestedOutcome.FULL_REFUND, None,
+                   "all of it", [], OPENS_AT + 2 * DAY, periods=PERIODS)
+    assert last(p).disputed_amount == 30_000
+
+
+# --- issue 9.3: a late proof of dispatch -----------------------------------------------------
+
+
+def test_a_proof_submitted_days_after_its_ship_date_starts_the_clocks_when_submitted():
+    p = BuyerProtection.start("ord-1", PARTIES)
+    p.record_funding(PAID, "EUR", SHIPPED_AT - 3 * DAY)
+    submitted = datetime(2026, 2, 9, 14, 0, tzinfo=UTC)  # day 35 for goods shipped on day 0
+    p.record_dispatch(SHIP_DATE, Carrier.DHL, "1234567890", submitted, periods=PERIODS,
+                      dispatched_at=submitted)
+    assert p.dispute_opens_at == submitted + 5 * DAY
+    assert p.auto_confirm_at == submitted + 30 * DAY
+    p.run_due_deadlines(submitted + timedelta(minutes=1))
+    assert p.receipt_confirmed_at is None and p.status is ProtectionStatus.AWAITING_RECEIPT
+
+
+def test_a_proof_submitted_on_its_ship_date_counts_from_the_start_of_that_day():
+    p = BuyerProtection.start("ord-1", PARTIES)
+    p.record_funding(PAID, "EUR", SHIPPED_AT - 3 * DAY)
+    p.record_dispatch(SHIP_DATE, Carrier.DHL, "1234567890", SHIPPED_AT, periods=PERIODS,
+                      dispatched_at=SHIPPED_AT)
+    assert (p.dispute_opens_at, p.auto_confirm_at) == (OPENS_AT, AUTO_CONFIRM_AT)

@@ -21,9 +21,12 @@ class UnknownEventType(LookupError):
 class TradeEvent(BaseModel):
     """An integration event: a small immutable record of something that happened to an
     order. Every event names its order and carries the parties, so consumers need no
-    lookup in another service's data."""
+    lookup in another service's data.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Unknown fields are ignored, not refused: a newer producer may add fields (an additive
+    change, see docs/asyncapi.released.json) without its events being dead-lettered."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
@@ -56,9 +59,10 @@ def registered_events() -> list[type[TradeEvent]]:
 class Envelope(BaseModel):
     """What goes on the wire. The Kafka key is ``order_id``; ``correlation_id`` is the same
     for every message caused, directly or not, by one actor's request; ``causation_id`` is
-    the event id of the message that caused this one."""
+    the event id of the message that caused this one. Unknown fields are ignored (a newer
+    envelope may carry more)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: str = Field(min_length=1, max_length=64)
     event_type: str

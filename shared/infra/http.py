@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, Field
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +34,69 @@ QUIET_PATHS = ("/health/", "/metrics")
 _ORDER_IN_PATH = re.compile(r"^/orders/([^/]+)")
 
 access_log = logging.getLogger("escrow.access")
+
+
+class ProblemField(BaseModel):
+    field: str = Field(examples=["items.0.quantity"])
+    message: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error answer of every service has this shape."""
+
+    type: str = "about:blank"
+    title: str = Field(examples=["Not permitted"])
+    status: int = Field(examples=[403])
+    detail: str
+    instance: str | None = Field(default=None, examples=["/orders/ord_1/confirm"])
+    errors: list[ProblemField] | None = None
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+# Declared on every API route, so integrators see the error answers in OpenAPI.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _problem_response("No valid bearer token"),
+    403: _problem_response("The token's party or role may not do this"),
+    404: _problem_response("No such order (or not one the caller may see)"),
+    409: _problem_response("Not allowed in the order's current state"),
+    422: _problem_response("Invalid request, with one entry per invalid field"),
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Readable and stable: ``<tag>_<function>``, e.g. ``orders_confirm``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join([*route.tags[:1], route.name]))
+
+
+def _problems_in_openapi(app: FastAPI) -> None:
+    """Declare every error answer as ``application/problem+json`` with the Problem schema,
+    as the handlers send them (FastAPI would say ``application/json``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        document.setdefault("components", {}).setdefault("schemas", {}).update(
+            {name: schema for name, schema in _problem_schemas().items()})
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    if status.startswith("4"):
+                        response["content"] = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_schemas() -> dict[str, Any]:
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs", {}), "Problem": schema}
 
 # Status and title per error type; the most specific class in an error's MRO wins.
 # A service adds its own (e.g. a declined card) through ``create_app(problems=...)``.
@@ -134,7 +199,9 @@ def create_app(*, title: str, description: str, settings: Any,
                ready: Callable[[], Awaitable[dict[str, str]]],
                metrics: CollectorRegistry | None = None, lifespan: Any = None,
                problems: Problems | None = None) -> FastAPI:
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  generate_unique_id_function=operation_id)
+    _problems_in_openapi(app)
     app.state.settings = settings
     install_problem_handlers(app, {**PROBLEMS, **(problems or {})})
     install_request_context(app)

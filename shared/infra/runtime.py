@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pymongo
 import uvicorn
@@ -21,11 +22,12 @@ from shared.contracts.envelope import TradeEvent
 from shared.contracts.topics import Service, Topics
 from shared.domain.aggregate import Aggregate
 from shared.infra.clock import Clock
-from shared.infra.http import Problems, create_app
+from shared.infra.http import PROBLEM_RESPONSES, Problems, create_app
 from shared.infra.logging import configure_logging
 from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
+from shared.infra.specification import asyncapi_document
 from shared.infra.store import AggregateStore
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,15 @@ class ServiceRuntime:
         self.http = create_app(title=title, description=description, settings=self.settings,
                                ready=self.readiness, lifespan=self.lifespan, metrics=self.metrics,
                                problems=problems)
-        self.http.include_router(router)
+        self.http.include_router(router, responses=PROBLEM_RESPONSES)
+        document: dict[str, Any] = {}
+
+        @self.http.get("/asyncapi", tags=["contracts"],
+                       summary="AsyncAPI document of the events this service publishes and receives")
+        async def asyncapi() -> dict[str, Any]:
+            if not document:
+                document.update(asyncapi_document([self]))
+            return document
 
     # --- running ---------------------------------------------------------------------------
 

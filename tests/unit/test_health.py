@@ -35,12 +35,14 @@ async def test_readiness_fails_fast_when_the_database_and_broker_are_down():
     try:
         anonymous = await ask(runtime.http)
         operator = await ask(runtime.http, agent())
+        checks = await asyncio.wait_for(runtime.readiness(), 5)
     finally:
         await runtime.mongo.close()
     assert anonymous.status_code == 503
     assert anonymous.json() == {"status": "not ready"}, "no topology for anonymous callers"
     assert operator.status_code == 503
-    checks = operator.json()["checks"]
+    # On a loaded machine the route's own cut may answer before the checks do.
+    assert all(v.startswith("failed") for v in operator.json()["checks"].values())
     assert checks["mongodb"].startswith("failed") and checks["kafka"].startswith("failed")
 
 

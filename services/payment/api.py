@@ -5,24 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, Field, SecretStr
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from shared.contracts.money import Currency, PositiveMinorUnits
+from shared.contracts.parties import Role
 from shared.contracts.text import Name
 from shared.contracts.trade import CardSummary, PaymentMethod, TransferInstructions
+from shared.domain.actor import Actor
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
 from shared.infra.http import Problems, correlation_id
+from services.payment.bank_signature import BankSignatureCheck, UnsignedNotification
+from services.payment.bank_transfers import BankTransfer, TransferReport, UnmatchedQuery
+from services.payment.card_intake import CardDeclined, ProviderUnavailable
 from services.payment.cards import CardDetails
-from services.payment.domain import Account, Escrow, EscrowStatus, Instruction, LedgerBroken, LedgerEntry
-from services.payment.handlers import (
-    CardDeclined,
-    PaymentService,
-    ProviderUnavailable,
-    TransferOutcome,
-    TransferReport,
-)
+from services.payment.domain import Escrow, EscrowStatus
+from services.payment.instructions import Instruction
+from services.payment.ledger import Account, LedgerBroken, LedgerEntry
+from services.payment.service import Payments
+from services.payment.transfer_matching import TransferIdReused, TransferOutcome
 
 
 class CardPayment(BaseModel):
@@ -36,8 +38,10 @@ class CardPayment(BaseModel):
 
 
 class IncomingTransfer(BaseModel):
-    """Any currency code is taken: money in a currency the order is not in is returned,
-    not refused."""
+    """Any currency code is taken: money in a currency the order is not in (or the platform
+    does not settle in) is returned, not refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     transfer_id: str = Field(min_length=1, max_length=100, description="the bank's unique id")
     reference: str = Field(max_length=500, description="the sender's free text; holds the order's reference")
@@ -141,11 +145,42 @@ class LedgerView(BaseModel):
 PROBLEMS: Problems = {
     CardDeclined: (402, "Card declined"),
     ProviderUnavailable: (503, "Payment provider unavailable"),
+    UnsignedNotification: (401, "Not signed by the bank"),
+    TransferIdReused: (409, "Transfer id already booked"),
 }
 
 
-def router(service: PaymentService) -> APIRouter:
+class BankTransferView(BaseModel):
+    """A transfer as the bank reported it and where it went; never the sender's data."""
+
+    transfer_id: str
+    reference: str = Field(description="the sender's text, as written")
+    amount: int
+    currency: str
+    received_at: datetime
+    order_id: str | None = Field(description="the order it was booked to; null: it matched none")
+    return_status: str | None = Field(description="pending or sent, for a transfer being returned")
+    returned_at: datetime | None
+    return_reference: str | None = Field(description="the provider's reference of the return")
+
+    @classmethod
+    def of(cls, transfer: BankTransfer) -> BankTransferView:
+        back = transfer.return_instruction
+        return cls(transfer_id=transfer.transfer_id, reference=transfer.reference,
+                   amount=transfer.amount, currency=transfer.currency,
+                   received_at=transfer.received_at, order_id=transfer.order_id,
+                   return_status=back.status if back else None,
+                   returned_at=back.sent_at if back else None,
+                   return_reference=back.provider_reference if back else None)
+
+
+def router(payments: Payments, bank_signatures: BankSignatureCheck) -> APIRouter:
     api = APIRouter(tags=["payments"])
+
+    async def require_the_bank(request: Request, actor: Actor) -> None:
+        """The bank role, and a body signed by the bank adapter (``bank_signature``)."""
+        actor.require(Role.BANK)
+        await bank_signatures.verify(request.headers, await request.body())
 
     @api.post("/orders/{order_id}/payments/card", response_model=PaymentView,
               summary="Buyer pays what is due by card",
@@ -157,30 +192,50 @@ def router(service: PaymentService) -> APIRouter:
                           ) -> PaymentView:
         card = CardDetails(number=body.number, expiry_month=body.expiry_month,
                            expiry_year=body.expiry_year, cvc=body.cvc, holder_name=body.holder_name)
-        return PaymentView.of(await service.pay_by_card(
+        return PaymentView.of(await payments.cards.pay_by_card(
             actor, order_id, card, idempotency_key=idempotency_key,
             correlation_id=correlation_id(request)))
 
     @api.post("/bank/transfers", response_model=TransferOutcomeView, tags=["bank"],
-              summary="The bank reports an incoming transfer",
+              summary="The bank reports an incoming transfer (signed: see bank_signature)",
               responses={202: {"model": TransferOutcomeView,
-                               "description": "no order matches: kept, and returned to the sender"}})
+                               "description": "no order matches: kept, and returned to the sender"},
+                         401: {"description": "not signed by a configured bank key, stale or replayed"},
+                         409: {"description": "another transfer was booked under this id"}})
     async def transfer_received(body: IncomingTransfer, actor: CurrentActor, request: Request,
                                 response: Response) -> TransferOutcomeView:
-        outcome = await service.receive_transfer(actor, TransferReport(**body.model_dump()),
-                                                 correlation_id=correlation_id(request))
+        await require_the_bank(request, actor)
+        outcome = await payments.transfers.receive(actor, TransferReport(**body.model_dump()),
+                                                   correlation_id=correlation_id(request))
         if not outcome.matched:
             response.status_code = 202
         return TransferOutcomeView.of(outcome)
 
+    @api.get("/bank/transfers/unmatched", response_model=list[BankTransferView], tags=["support"],
+             summary="Customer service: transfers that matched no order, newest first")
+    async def unmatched(actor: CurrentActor, currency: Currency | None = None,
+                        returned: bool | None = None, received_from: datetime | None = None,
+                        received_until: datetime | None = None,
+                        reference_contains: Annotated[str | None, Query(max_length=100)] = None,
+                        limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[BankTransferView]:
+        found = await payments.transfers.unmatched(actor, UnmatchedQuery(
+            currency=currency, returned=returned, received_from=received_from,
+            received_until=received_until, reference_contains=reference_contains, limit=limit))
+        return [BankTransferView.of(t) for t in found]
+
+    @api.get("/bank/transfers/{transfer_id}", response_model=BankTransferView, tags=["support"],
+             summary="Customer service: where one bank transfer went")
+    async def bank_transfer(transfer_id: str, actor: CurrentActor) -> BankTransferView:
+        return BankTransferView.of(await payments.transfers.transfer(actor, transfer_id))
+
     @api.get("/orders/{order_id}/payment", response_model=PaymentView,
              summary="Where the order's money is: due, paid in, held, released, refunded")
     async def payment(order_id: str, actor: CurrentActor) -> PaymentView:
-        return PaymentView.of(await service.get(actor, order_id))
+        return PaymentView.of(await payments.get(actor, order_id))
 
     @api.get("/orders/{order_id}/ledger", response_model=LedgerView,
              summary="The escrow's double-entry ledger and its balances")
     async def ledger(order_id: str, actor: CurrentActor) -> LedgerView:
-        return LedgerView.of(await service.get(actor, order_id))
+        return LedgerView.of(await payments.get(actor, order_id))
 
     return api

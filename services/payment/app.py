@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from shared.contracts.events import PaymentEvent
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
 from services.payment.api import PROBLEMS, router
+from services.payment.bank_signature import BankSignatureCheck, SeenSignatures, parse_keys
+from services.payment.bank_transfers import BankTransfers
 from services.payment.domain import Escrow
-from services.payment.handlers import PaymentService
 from services.payment.provider import PaymentProvider, SandboxProvider
+from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
-from services.payment.unmatched import UnmatchedTransfers
 from services.payment.vault import PaymentDataVault
 
 log = logging.getLogger(__name__)
@@ -25,23 +27,34 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
     if settings.uses_dev_data_key:
         log.warning("PAYMENT_DATA_KEY is not set: personal payment data is sealed with the "
                     "DEV-ONLY key from the source code. Never run like this with real data.")
+    if settings.uses_dev_bank_keys:
+        log.warning("BANK_WEBHOOK_KEYS is not set: bank notifications are checked against the "
+                    "DEV-ONLY sandbox key from the source code, which anyone can sign with.")
+    clock = clock or clock_for(settings.clock_offset_file)
     runtime = ServiceRuntime.create(Service.PAYMENT, settings)
-    runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock or clock_for(settings.clock_offset_file))
-    unmatched = UnmatchedTransfers(runtime.database["unmatched_transfers"])
-    service = PaymentService(runner, unmatched, provider or SandboxProvider(),
-                             PaymentDataVault(settings.payment_data_key.get_secret_value()), settings)
-    runtime.consume(service.event_handlers())
+    runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock)
+    transfers = BankTransfers(runtime.database["bank_transfers"])
+    seen = SeenSignatures(runtime.database["bank_notifications"])
+    payments = Payments.create(runner, transfers, provider or SandboxProvider(clock=clock),
+                               PaymentDataVault(settings.payment_data_key.get_secret_value()), settings)
+    bank_signatures = BankSignatureCheck(
+        parse_keys(settings.bank_webhook_keys.get_secret_value()), seen, clock,
+        timedelta(seconds=settings.bank_webhook_tolerance_seconds))
+    runtime.consume(payments.reactions.event_handlers())
 
     async def create_indexes() -> None:
         await runner.store.create_indexes("reference", "instructions_pending")
-        await unmatched.create_indexes()
+        await transfers.create_indexes()
+        await seen.create_indexes()
 
     runtime.on_start.append(create_indexes)
     runtime.jobs.append(Job("instructions", settings.instruction_sweep_seconds,
-                            service.sweep_instructions))
+                            payments.sweep_instructions))
+    runtime.jobs.append(Job("card reconciliation", settings.reconcile_seconds,
+                            payments.cards.reconcile))
     runtime.serve_http(
         "Escrow: payments",
         "Escrow per order as a double-entry ledger: card payments, bank transfers matched by "
-        "reference, releases to the supplier and refunds to the buyer.", router(service),
-        problems=PROBLEMS)
+        "reference, releases to the supplier and refunds to the buyer.",
+        router(payments, bank_signatures), problems=PROBLEMS)
     return runtime

@@ -1,19 +1,8 @@
-"""The escrow of one order: the money the buyer paid in, kept as a double-entry ledger,
-and the instructions that move it out again.
+"""The escrow of one order: the money the buyer paid in, kept as a double-entry ledger
+(``services.payment.ledger``), and the instructions that move it out again.
 
-Accounts (balance = debits - credits):
-- ``buyer_funds``: outside the platform, where paid-in money came from (credited on pay-in,
-  so ``paid_in`` is minus its balance);
-- ``escrow_held``: what escrow holds now;
-- ``supplier_payouts``: released to the supplier;
-- ``buyer_refunds``: sent back to whoever paid, i.e. refunds and returned money
-  (overpayments, money for an order that takes no more).
-
-Each movement is one journal entry (debit one account, credit another, same amount) with
-a deterministic id, so the same movement cannot be booked twice. After every entry
-``paid_in == held + released + refunded`` is checked, together with the instructions
-that carry each outgoing cent; a violation raises ``LedgerBroken`` and nothing is saved.
-
+After every entry the ledger identity is checked together with the instructions that
+carry each outgoing cent; a violation raises ``LedgerBroken`` and nothing is saved.
 Money goes out as instructions (payout, refund, return) kept here as pending and sent to
 the payment provider by the service layer, with the instruction id as idempotency key.
 """
@@ -48,10 +37,8 @@ from shared.contracts.trade import (
 from shared.domain.aggregate import Aggregate
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
-
-
-class LedgerBroken(Exception):
-    """The ledger does not balance. It must never happen: it is a bug, not a rule."""
+from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
+from services.payment.ledger import Account, Figures, LedgerBroken, LedgerEntry, balance, book
 
 
 class EscrowStatus(StrEnum):
@@ -59,47 +46,6 @@ class EscrowStatus(StrEnum):
     FUNDED = "funded"  # the full amount is (or was) held; the goods are on their way
     DISPUTED = "disputed"  # nothing moves until the dispute is withdrawn or resolved
     SETTLED = "settled"  # empty, and takes no more money
-
-
-class Account(StrEnum):
-    BUYER_FUNDS = "buyer_funds"
-    ESCROW_HELD = "escrow_held"
-    SUPPLIER_PAYOUTS = "supplier_payouts"
-    BUYER_REFUNDS = "buyer_refunds"
-
-
-class LedgerEntry(BaseModel):
-    entry_id: str
-    at: datetime
-    debit: Account
-    credit: Account
-    amount: int = Field(gt=0)
-    memo: str
-
-
-class InstructionKind(StrEnum):
-    PAYOUT = "payout"  # release to the supplier
-    REFUND = "refund"  # back to the buyer through the method they paid with
-    RETURN = "return"  # money that was never owed, back to its sender
-
-
-class InstructionStatus(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-
-
-class Instruction(BaseModel):
-    instruction_id: str  # also the provider's idempotency key
-    kind: InstructionKind
-    amount: int = Field(gt=0)
-    currency: str
-    method: PaymentMethod
-    source_id: str | None = None  # the charge or transfer the money goes back through
-    reason: str
-    status: InstructionStatus = InstructionStatus.PENDING
-    created_at: datetime
-    sent_at: datetime | None = None
-    provider_reference: str | None = None
 
 
 class Funding(BaseModel):
@@ -121,6 +67,15 @@ class Funding(BaseModel):
         return self.amount - self.sent_back
 
 
+class ChargeIntent(BaseModel):
+    """A card charge about to be requested from the provider, recorded before the call so
+    that a capture whose booking was lost is found and booked (or refunded) later."""
+
+    request_key: str  # the provider's idempotency key
+    amount: int = Field(gt=0)
+    at: datetime
+
+
 class Escrow(Aggregate):
     status: EscrowStatus
     currency: str
@@ -132,6 +87,7 @@ class Escrow(Aggregate):
     method: PaymentMethod | None = None
     card: CardSummary | None = None
     card_declines: int = 0
+    charge_intents: list[ChargeIntent] = []
     fundings: list[Funding] = []
     ledger: list[LedgerEntry] = []
     instructions: list[Instruction] = []
@@ -155,25 +111,28 @@ class Escrow(Aggregate):
 
     # --- ledger figures ------------------------------------------------------------------
 
+    @property
+    def figures(self) -> Figures:
+        return Figures.of(self.ledger)
+
     def balance(self, account: Account) -> int:
-        return (sum(e.amount for e in self.ledger if e.debit is account)
-                - sum(e.amount for e in self.ledger if e.credit is account))
+        return balance(self.ledger, account)
 
     @property
     def paid_in(self) -> int:
-        return -self.balance(Account.BUYER_FUNDS)
+        return self.figures.paid_in
 
     @property
     def held(self) -> int:
-        return self.balance(Account.ESCROW_HELD)
+        return self.figures.held
 
     @property
     def released(self) -> int:
-        return self.balance(Account.SUPPLIER_PAYOUTS)
+        return self.figures.released
 
     @property
     def refunded(self) -> int:
-        return self.balance(Account.BUYER_REFUNDS)
+        return self.figures.refunded
 
     @property
     def received_total(self) -> int:
@@ -185,14 +144,9 @@ class Escrow(Aggregate):
         return max(self.amount_due - self.received_total, 0)
 
     def check_ledger(self) -> None:
-        paid_in, held, released, refunded = self.paid_in, self.held, self.released, self.refunded
-        problems = []
-        if paid_in != held + released + refunded:
-            problems.append(f"paid in {paid_in} != held {held} + released {released} "
-                            f"+ refunded {refunded}")
-        if min(paid_in, held, released, refunded) < 0:
-            problems.append(f"a negative figure: paid in {paid_in}, held {held}, "
-                            f"released {released}, refunded {refunded}")
+        figures = self.figures
+        released, refunded, held = figures.released, figures.refunded, figures.held
+        problems = figures.problems()
         by_kind = {kind: sum(i.amount for i in self.instructions
                              if i.kind is kind and i.currency == self.currency)
                    for kind in InstructionKind}
@@ -225,6 +179,17 @@ class Escrow(Aggregate):
 
     def funding_for_request(self, request_key: str) -> Funding | None:
         return next((f for f in self.fundings if f.request_key == request_key), None)
+
+    def intended(self, request_key: str) -> bool:
+        return any(i.request_key == request_key for i in self.charge_intents)
+
+    def intend_charge(self, request_key: str, amount: int, now: datetime) -> bool:
+        """Record that ``request_key`` may capture ``amount``; False if recorded already."""
+        if self.intended(request_key):
+            return False
+        self.require_awaiting_funds()
+        self.charge_intents.append(ChargeIntent(request_key=request_key, amount=amount, at=now))
+        return True
 
     def decline_card(self, amount: int, reason: str, card: CardSummary, now: datetime) -> None:
         self.card_declines += 1
@@ -456,12 +421,7 @@ class Escrow(Aggregate):
 
     def _book(self, entry_id: str, debit: Account, credit: Account, amount: int, now: datetime,
               memo: str) -> bool:
-        """Append one balanced entry; False (and nothing booked) if this movement exists."""
-        if any(e.entry_id == entry_id for e in self.ledger):
-            return False
-        self.ledger.append(LedgerEntry(entry_id=entry_id, at=now, debit=debit, credit=credit,
-                                       amount=amount, memo=memo))
-        return True
+        return book(self.ledger, entry_id, debit, credit, amount, now, memo)
 
     def _require_funded(self, action: str) -> None:
         if self.status is not EscrowStatus.FUNDED:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from shared.contracts.money import Money
+from shared.infra.clock import Clock, SystemClock
 from services.payment.cards import CardDetails
 
 
@@ -35,6 +37,17 @@ class ChargeResult:
 
 
 @dataclass(frozen=True)
+class CapturedCharge:
+    """A charge as the provider reports it when listing what it captured."""
+
+    charge_id: str
+    amount: Money
+    idempotency_key: str
+    card: TokenisedCard
+    captured_at: datetime
+
+
+@dataclass(frozen=True)
 class Payee:
     """Where a payout goes: a named account (an IBAN, or the provider's account id of an
     onboarded party, ``party:<party_id>``)."""
@@ -52,6 +65,9 @@ class PaymentProvider(Protocol):
 
     async def charge(self, token: str, amount: Money, idempotency_key: str) -> ChargeResult:
         """Capture ``amount`` from the tokenised card (a decline is an answer, not an error)."""
+
+    async def captured_charges(self, since: datetime) -> list[CapturedCharge]:
+        """Every charge captured since ``since``: what reconciliation checks the ledger against."""
 
     async def refund(self, charge_id: str, amount: Money, idempotency_key: str) -> str:
         """Give ``amount`` of a captured charge back to the card; returns the provider's reference."""
@@ -85,17 +101,21 @@ class SandboxProvider:
     """
 
     movements: list[Movement] = field(default_factory=list)
+    clock: Clock = field(default_factory=SystemClock)
     failures_to_inject: int = 0
     _behaviour: dict[str, str] = field(default_factory=dict)
     _answers: dict[str, object] = field(default_factory=dict)
     _charges: dict[str, Money] = field(default_factory=dict)
+    _captured: list[CapturedCharge] = field(default_factory=list)
+    _cards: dict[str, TokenisedCard] = field(default_factory=dict)
     _refunded: dict[str, int] = field(default_factory=dict)
 
     async def tokenise(self, card: CardDetails) -> TokenisedCard:
         token = f"tok_sbx_{uuid.uuid4().hex[:20]}"
         self._behaviour[token] = {SANDBOX_DECLINE: "card_declined",
                                   SANDBOX_INSUFFICIENT_FUNDS: "insufficient_funds"}.get(card.digits, "approve")
-        return TokenisedCard(token=token, brand=card.brand, last4=card.last4)
+        self._cards[token] = TokenisedCard(token=token, brand=card.brand, last4=card.last4)
+        return self._cards[token]
 
     def _failing(self) -> None:
         if self.failures_to_inject:
@@ -112,6 +132,8 @@ class SandboxProvider:
         elif behaviour == "approve":
             charge_id = f"ch_sbx_{uuid.uuid4().hex[:20]}"
             self._charges[charge_id] = amount
+            self._captured.append(CapturedCharge(charge_id, amount, idempotency_key,
+                                                 self._cards[token], self.clock.now()))
             self.movements.append(Movement("charge", charge_id, amount))
             result = ChargeResult(True, charge_id=charge_id)
         elif behaviour == "insufficient_funds":
@@ -121,6 +143,10 @@ class SandboxProvider:
             result = ChargeResult(False, decline_code="card_declined", message="the card was declined")
         self._answers[idempotency_key] = result
         return result
+
+    async def captured_charges(self, since: datetime) -> list[CapturedCharge]:
+        self._failing()
+        return [c for c in self._captured if c.captured_at >= since]
 
     async def refund(self, charge_id: str, amount: Money, idempotency_key: str) -> str:
         self._failing()

@@ -54,13 +54,16 @@ def is_valid(reference: str) -> bool:
             and all(ch in _VALUE for ch in body) and _luhn_sum(body, double_first=False) % 32 == 0)
 
 
-def find_reference(text: str) -> str | None:
-    """The first valid reference in what the sender wrote, in canonical form, or None."""
+def find_references(text: str) -> list[str]:
+    """Every valid reference in what the sender wrote, in canonical form, in the order they
+    appear. Several can be valid: in "Escrow ESC…" the letters after "ESC" of "Escrow" pass
+    the check for about one text in 32, so the caller tries each against the orders."""
     compact = _SEPARATORS.sub("", text.upper())
+    found: list[str] = []
     start = compact.find(PREFIX)
     while start != -1:
         candidate = PREFIX + compact[start + len(PREFIX):start + len(PREFIX) + BODY_LENGTH + 1].translate(_READ_AS)
-        if is_valid(candidate):
-            return candidate
+        if is_valid(candidate) and candidate not in found:
+            found.append(candidate)
         start = compact.find(PREFIX, start + 1)
-    return None
+    return found

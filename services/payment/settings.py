@@ -9,6 +9,10 @@ from shared.infra.settings import GuardedSecret, ServiceSettings
 # the service logs a warning at start while this one is in use.
 DEV_ONLY_PAYMENT_DATA_KEY = "jWLXWl2KjEzlOMdTKbGZY9ZPpdDdWa3ld9RFS5sOlfg="
 
+# The sandbox bank's signing key, for the same reason. DEV ONLY: production sets
+# BANK_WEBHOOK_KEYS to the bank adapter's keys (``kid:secret,...``).
+DEV_ONLY_BANK_WEBHOOK_KEYS = "sandbox:dev-only-bank-webhook-secret-0123456789abcdef"
+
 
 class PaymentSettings(ServiceSettings):
     http_port: int = 8002
@@ -18,7 +22,17 @@ class PaymentSettings(ServiceSettings):
     beneficiary_bic: str = "BUKBGB22"
     beneficiary_bank_name: str = "Sandbox Bank plc"
     payment_data_key: SecretStr = SecretStr(DEV_ONLY_PAYMENT_DATA_KEY)
+    bank_webhook_keys: SecretStr = SecretStr(DEV_ONLY_BANK_WEBHOOK_KEYS)
+    bank_webhook_tolerance_seconds: float = 300.0
     instruction_sweep_seconds: float = 5.0
+    # Card captures the provider reports are checked against the ledger this often, over
+    # this window (a capture whose booking was lost is booked or refunded).
+    reconcile_seconds: float = 60.0
+    reconcile_window_seconds: float = 7 * 24 * 3600
+
+    @property
+    def uses_dev_bank_keys(self) -> bool:
+        return self.bank_webhook_keys.get_secret_value() == DEV_ONLY_BANK_WEBHOOK_KEYS
 
     def guarded_secrets(self) -> list[GuardedSecret]:
         return [*super().guarded_secrets(),

@@ -9,6 +9,8 @@ from datetime import date
 from typing import Any
 
 from shared.contracts.parties import Role
+from services.payment.sandbox_bank import BANK_PARTY, signed_notification
+from services.payment.settings import PaymentSettings
 from tests.support.platform import Platform, eventually
 
 CARD_APPROVED = "4242424242424242"
@@ -66,11 +68,14 @@ class Trade:
                                      "cvc": "123", "holder_name": "Jane Buyer"})
 
     async def transfer(self, amount: int, transfer_id: str | None = None) -> Any:
+        """The sandbox bank reports a transfer: a bank token and a signed body."""
         reference = (await self.payment())["transfer_instructions"]["reference"]
-        return await self.call("payment", "POST", "/bank/transfers", "sandbox-bank", Role.BANK, expect=None,
-                               body={"transfer_id": transfer_id or uuid.uuid4().hex, "reference": reference,
-                                     "amount": amount, "currency": "USD", "sender_name": "ACME Imports",
-                                     "sender_account": "DE89370400440532013000"})
+        body, headers = signed_notification(
+            {"transfer_id": transfer_id or uuid.uuid4().hex, "reference": reference, "amount": amount,
+             "currency": "USD", "sender_name": "ACME Imports",
+             "sender_account": "DE89370400440532013000"}, PaymentSettings(), self.platform.clock.now())
+        async with self.platform.client("payment", BANK_PARTY, Role.BANK) as client:
+            return await client.post("/bank/transfers", content=body, headers=headers)
 
     async def ship(self, ship_date: date | None = None) -> None:
         async def awaiting_dispatch():

@@ -20,12 +20,21 @@ from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET
 from shared.infra.store import InMemoryAggregateStore
 from services.payment.api import PROBLEMS, router
+from services.payment.bank_signature import (
+    BankSignatureCheck,
+    SeenSignatures,
+    UnsignedNotification,
+    parse_keys,
+    signed_headers,
+)
+from services.payment.bank_transfers import BankTransfers
 from services.payment.domain import Escrow
-from services.payment.handlers import PaymentService
 from services.payment.provider import SANDBOX_APPROVE, SANDBOX_DECLINE, SandboxProvider
+from services.payment.sandbox_bank import signed_notification
+from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
-from services.payment.unmatched import InMemoryUnmatchedTransfers
 from services.payment.vault import PaymentDataVault
+from tests.support.memory import MemoryMongo
 
 ORDER = "ord-api"
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
@@ -54,23 +63,33 @@ async def api():
     store = InMemoryAggregateStore(Escrow)
     runner = AggregateRunner(store, clock, published)
     settings = PaymentSettings()
-    service = PaymentService(runner, InMemoryUnmatchedTransfers(), SandboxProvider(),
-                             PaymentDataVault(Fernet.generate_key().decode()), settings)
+    database = MemoryMongo()["escrow"]
+    service = Payments.create(runner, BankTransfers(database["bank_transfers"]),
+                              SandboxProvider(clock=clock),
+                              PaymentDataVault(Fernet.generate_key().decode()), settings)
+    signatures = BankSignatureCheck(parse_keys(settings.bank_webhook_keys.get_secret_value()),
+                                    SeenSignatures(database["bank_notifications"]), clock)
 
     async def ready() -> dict[str, str]:
         return {"store": "ok"}
 
     app = create_app(title="payments", description="", settings=settings, ready=ready,
                      problems=PROBLEMS)
-    app.include_router(router(service))
+    app.include_router(router(service, signatures))
     event = OrderConfirmed(order_id=ORDER, parties=PARTIES, currency="EUR", total=99_950,
                            delivery_period_days=10,
                            logistics=Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.UPS),
                            payment_due_at=clock.now() + timedelta(days=20))
-    await service.on_order_confirmed(Envelope.wrap(event, occurred_at=clock.now()), event)
+    await service.reactions.on_order_confirmed(Envelope.wrap(event, occurred_at=clock.now()), event)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment") as client:
-        client.store, client.published = store, published
+        client.store, client.published, client.clock = store, published, clock
         yield client
+
+
+async def report(api, transfer: dict, headers=BANK, *, signed_at=None):
+    """What the bank adapter sends: a bank token and a signed body."""
+    body, signature = signed_notification(transfer, PaymentSettings(), signed_at or api.clock.now())
+    return await api.post("/bank/transfers", content=body, headers={**headers, **signature})
 
 
 def card_body(number=SANDBOX_APPROVE, **overrides):
@@ -136,12 +155,12 @@ async def test_bank_transfers_match_by_reference_or_are_kept_for_return(api):
         "transfer_instructions"]["reference"]
     transfer = {"transfer_id": "tt-1", "reference": reference, "amount": 40_000, "currency": "EUR",
                 "sender_name": "Ada Buyer GmbH", "sender_account": "DE89370400440532013000"}
-    assert (await api.post("/bank/transfers", json=transfer, headers=BUYER)).status_code == 403
-    matched = await api.post("/bank/transfers", json=transfer, headers=BANK)
+    answer = await report(api, transfer, BUYER)
+    assert answer.status_code == 403, answer.text
+    matched = await report(api, transfer)
     assert matched.status_code == 200
     assert (matched.json()["accepted"], matched.json()["remaining"]) == (40_000, 59_950)
-    unknown = await api.post("/bank/transfers", headers=BANK,
-                             json={**transfer, "transfer_id": "tt-2", "reference": "rent"})
+    unknown = await report(api, {**transfer, "transfer_id": "tt-2", "reference": "rent"})
     assert unknown.status_code == 202 and unknown.json()["returned"] == 40_000
     view = (await api.get(f"/orders/{ORDER}/payment", headers=SUPPLIER)).json()
     assert [(p["source_id"], p["amount"]) for p in view["payments"]] == [("tt-1", 40_000)]
@@ -157,3 +176,93 @@ async def test_the_ledger_shows_entries_balances_and_the_invariant(api):
     [entry] = ledger["entries"]
     assert (entry["debit"], entry["credit"], entry["amount"]) == ("escrow_held", "buyer_funds", 99_950)
     assert (await api.get(f"/orders/{ORDER}/ledger", headers=auth("x", Role.BUYER))).status_code == 403
+
+
+# --- bank notifications: signed by the bank adapter, and only by it -------------------------
+
+def a_transfer(reference="rent", **overrides):
+    return {"transfer_id": "tt-sig", "reference": reference, "amount": 1_000, "currency": "EUR",
+            "sender_name": "Ada Buyer GmbH", "sender_account": "DE89370400440532013000", **overrides}
+
+
+async def test_only_a_signed_report_from_the_bank_role_is_believed(api):
+    acting_for_buyer = auth("buyer-1", Role.SERVICE)
+    assert (await report(api, a_transfer(), acting_for_buyer)).status_code == 403
+    unsigned = await api.post("/bank/transfers", json=a_transfer(), headers=BANK)
+    assert unsigned.status_code == 401 and "X-Bank-Signature" in unsigned.json()["detail"]
+    body, headers = signed_notification(a_transfer(), PaymentSettings(), api.clock.now())
+    forged = body.replace(b'"amount": 1000', b'"amount": 9000')
+    tampered = await api.post("/bank/transfers", content=forged, headers={**BANK, **headers})
+    assert tampered.status_code == 401 and "does not match" in tampered.json()["detail"]
+    unknown_key = await api.post("/bank/transfers", content=body,
+                                 headers={**BANK, **headers, "X-Bank-Key-Id": "other"})
+    assert unknown_key.status_code == 401
+    assert (await api.post("/bank/transfers", content=body, headers={**BANK, **headers})).status_code == 202
+    assert api.store.docs[ORDER]["state"]["fundings"] == []
+
+
+async def test_a_replayed_or_stale_report_is_refused(api):
+    body, headers = signed_notification(a_transfer(), PaymentSettings(), api.clock.now())
+    assert (await api.post("/bank/transfers", content=body, headers={**BANK, **headers})).status_code == 202
+    replay = await api.post("/bank/transfers", content=body, headers={**BANK, **headers})
+    assert replay.status_code == 401 and "replay" in replay.json()["detail"]
+    stale = await report(api, a_transfer(transfer_id="tt-old"),
+                         signed_at=api.clock.now() - timedelta(minutes=5, seconds=1))
+    assert stale.status_code == 401 and "more than" in stale.json()["detail"]
+    fresh = await report(api, a_transfer(transfer_id="tt-new"),
+                         signed_at=api.clock.now() - timedelta(minutes=4))
+    assert fresh.status_code == 202
+
+
+async def test_keys_rotate_every_configured_key_verifies():
+    database = MemoryMongo()["escrow"]
+    clock = ManualClock()
+    old, new = "a" * 32, "b" * 32
+    check = BankSignatureCheck(parse_keys(f"old:{old},new:{new}"), SeenSignatures(database["seen"]), clock)
+    for key_id, secret in (("old", old), ("new", new)):
+        body = f'{{"signed by": "{key_id}"}}'.encode()
+        await check.verify(signed_headers(key_id, secret.encode(), body, clock.now()), body)
+    with pytest.raises(UnsignedNotification):
+        body = b"{}"
+        await check.verify(signed_headers("new", old.encode(), body, clock.now()), body)
+    with pytest.raises(ValueError, match="at least 32"):
+        parse_keys("short:secret")
+
+
+@pytest.mark.parametrize("amount", [True, "100", 2500.0, 2**63])
+async def test_a_reported_amount_that_is_not_a_bounded_integer_is_a_422(api, amount):
+    answer = await report(api, a_transfer(amount=amount))
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["amount"]
+
+
+# --- support: where is my money -------------------------------------------------------------
+
+async def test_customer_service_lists_and_filters_unmatched_transfers(api):
+    reference = (await api.get(f"/orders/{ORDER}/payment", headers=BUYER)).json()[
+        "transfer_instructions"]["reference"]
+    await report(api, a_transfer(transfer_id="tt-rent", reference="rent March"))
+    api.clock.advance(timedelta(hours=1))
+    await report(api, a_transfer(transfer_id="tt-nzd", reference="invoice 77", currency="NZD"))
+    await report(api, a_transfer(transfer_id="tt-ok", reference=reference))
+    listed = await api.get("/bank/transfers/unmatched", headers=AGENT)
+    assert listed.status_code == 200
+    assert [t["transfer_id"] for t in listed.json()] == ["tt-nzd", "tt-rent"]
+    assert listed.json()[0]["return_status"] == "pending" and listed.json()[0]["order_id"] is None
+    assert "DE89370400440532013000" not in listed.text
+    for query, expected in [("currency=NZD", ["tt-nzd"]), ("reference_contains=MARCH", ["tt-rent"]),
+                            ("returned=true", []), ("limit=1", ["tt-nzd"])]:
+        found = await api.get(f"/bank/transfers/unmatched?{query}", headers=AGENT)
+        assert [t["transfer_id"] for t in found.json()] == expected, query
+    booked = (await api.get("/bank/transfers/tt-ok", headers=AGENT)).json()
+    assert booked["order_id"] == ORDER and booked["return_status"] is None
+    for who in (BUYER, SUPPLIER, BANK):
+        assert (await api.get("/bank/transfers/unmatched", headers=who)).status_code == 403
+    assert (await api.get("/bank/transfers/nope", headers=AGENT)).status_code == 404
+
+
+async def test_an_overlong_correlation_id_never_leaves_a_charge_unbooked(api):
+    answer = await api.post(f"/orders/{ORDER}/payments/card", json=card_body(),
+                            headers={**BUYER, "X-Correlation-Id": "c" * 100})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["paid_in"]) == ("funded", 99_950)

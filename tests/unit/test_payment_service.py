@@ -37,17 +37,19 @@ from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from services.payment.cards import CardDetails
 from services.payment.domain import Escrow, EscrowStatus, InstructionStatus
-from services.payment.handlers import CardDeclined, PaymentService, TransferReport
+from services.payment.bank_transfers import BankTransfers, TransferReport
+from services.payment.card_intake import CardDeclined
 from services.payment.provider import (
     SANDBOX_APPROVE,
     SANDBOX_DECLINE,
     SANDBOX_INSUFFICIENT_FUNDS,
     SandboxProvider,
 )
-from services.payment.reference import is_valid
+from services.payment.reference import is_valid, transfer_reference
+from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
-from services.payment.unmatched import InMemoryUnmatchedTransfers
 from services.payment.vault import PaymentDataVault
+from tests.support.memory import MemoryMongo
 
 ORDER = "ord-1"
 TOTAL = 250_000
@@ -73,15 +75,16 @@ class World:
         self.clock = ManualClock()
         self.published = Published()
         self.store = InMemoryAggregateStore(Escrow)
-        self.unmatched = InMemoryUnmatchedTransfers()
-        self.provider = SandboxProvider()
+        self.database = MemoryMongo()["escrow"]
+        self.provider = SandboxProvider(clock=self.clock)
         self.runner = AggregateRunner(self.store, self.clock, self.published)
-        self.service = PaymentService(self.runner, self.unmatched, self.provider,
-                                      PaymentDataVault(Fernet.generate_key().decode()), PaymentSettings())
+        self.service = Payments.create(self.runner, BankTransfers(self.database["bank_transfers"]),
+                                       self.provider, PaymentDataVault(Fernet.generate_key().decode()),
+                                       PaymentSettings())
 
     async def deliver(self, event, envelope: Envelope | None = None) -> Envelope:
         envelope = envelope or Envelope.wrap(event, occurred_at=self.clock.now())
-        await self.service.event_handlers()[type(event)](envelope, event)
+        await self.service.reactions.event_handlers()[type(event)](envelope, event)
         return envelope
 
     async def confirm(self, total: int = TOTAL) -> Escrow:
@@ -100,12 +103,12 @@ class World:
                        reference: str | None = None):
         if reference is None:
             reference = (await self.escrow()).reference
-        return await self.service.receive_transfer(BANK, TransferReport(
+        return await self.service.transfers.receive(BANK, TransferReport(
             transfer_id=transfer_id, reference=reference, amount=amount, currency=currency,
             sender_name=SENDER_NAME, sender_account=SENDER_ACCOUNT))
 
     async def pay_card(self, number: str = SANDBOX_APPROVE, key: str | None = None, actor=BUYER):
-        return await self.service.pay_by_card(actor, ORDER, card(number), idempotency_key=key)
+        return await self.service.cards.pay_by_card(actor, ORDER, card(number), idempotency_key=key)
 
     def moved(self) -> list[tuple[str, int, str]]:
         return [(m.kind, m.amount.amount, m.to) for m in self.provider.movements]
@@ -182,7 +185,7 @@ async def test_invalid_cards_are_refused_before_the_provider(world, details, fie
     world.clock.advance(timedelta(days=60))  # March 2026
     await world.confirm()
     with pytest.raises(InvalidRequest) as raised:
-        await world.service.pay_by_card(BUYER, ORDER, details)
+        await world.service.cards.pay_by_card(BUYER, ORDER, details)
     assert raised.value.field == field and world.moved() == []
 
 
@@ -257,7 +260,7 @@ async def test_money_for_an_unknown_reference_is_kept_and_returned(world):
     outcome = await world.transfer("tt-x", 5_000, reference="ESC0000000000Z")
     assert (outcome.matched, outcome.returned) == (False, 5_000)
     assert (await world.transfer("tt-x", 5_000, reference="whatever")).matched is False
-    [kept] = world.unmatched.docs.values()
+    [kept] = await world.database["bank_transfers"].find({}).to_list()
     assert SENDER_ACCOUNT not in json.dumps(kept, default=str)
     assert await world.service.sweep_instructions() == 1
     assert await world.service.sweep_instructions() == 0
@@ -377,3 +380,95 @@ async def test_reading_the_payment_is_for_the_parties_and_agents(world):
         await world.service.get(Actor(party_id="supplier-2", role=Role.SUPPLIER), ORDER)
     with pytest.raises(NotPermitted):
         await world.service.get(Actor(party_id="buyer-1", role=Role.SUPPLIER), ORDER)
+
+
+async def confirm_another(world, order_id="ord-2", currency="USD") -> Escrow:
+    await world.deliver(OrderConfirmed(
+        order_id=order_id, parties=PARTIES, currency=currency, total=TOTAL, delivery_period_days=10,
+        logistics=Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.DHL),
+        payment_due_at=world.clock.now() + timedelta(days=20)))
+    return await world.runner.get(order_id)
+
+
+async def test_a_bank_transfer_id_is_booked_once_platform_wide(world):
+    await world.confirm()
+    other = await confirm_another(world)
+    first = await world.transfer("tt-1", 100_000)
+    again_for_b = await world.transfer("tt-1", 100_000, reference=other.reference)
+    again_unmatched = await world.transfer("tt-1", 100_000, reference="rent")
+    assert first.order_id == again_for_b.order_id == again_unmatched.order_id == ORDER
+    assert (await world.runner.get("ord-2")).paid_in == 0
+    assert await world.database["bank_transfers"].count_documents({"order_id": None}) == 0
+    with pytest.raises(DomainError, match="booked once"):
+        await world.transfer("tt-1", 250_000, reference=other.reference)
+    assert (await world.escrow()).paid_in == 100_000 and (await world.runner.get("ord-2")).paid_in == 0
+    unmatched = await world.transfer("tt-2", 5_000, reference="rent")
+    assert (await world.transfer("tt-2", 5_000, reference=other.reference)).matched is False
+    assert unmatched.returned == 5_000 and (await world.runner.get("ord-2")).paid_in == 0
+
+
+async def test_every_reference_candidate_in_the_text_is_tried(world):
+    escrow = await world.confirm()
+    decoy = transfer_reference("an order this platform never had")
+    outcome = await world.transfer("tt-1", 1_000, reference=f"{decoy} / {escrow.reference}")
+    assert (outcome.matched, outcome.order_id) == (True, ORDER)
+
+
+async def test_money_in_a_currency_the_platform_does_not_settle_in_is_returned(world):
+    await world.confirm()
+    wrong = await world.transfer("tt-nzd", 70_000, currency="NZD")
+    unknown = await world.transfer("tt-qqq", 3_000, currency="QQQ", reference="no reference")
+    assert (wrong.matched, wrong.returned, unknown.matched, unknown.returned) == (True, 70_000, False, 3_000)
+    assert world.published[-1].event().currency == "NZD"
+    assert await world.service.sweep_instructions() == 2
+    assert await world.service.sweep_instructions() == 0
+    assert sorted((m.kind, m.amount.amount, m.amount.currency) for m in world.provider.movements) == [
+        ("payout", 3_000, "QQQ"), ("payout", 70_000, "NZD")]
+    [instruction] = (await world.escrow()).instructions
+    assert instruction.status is InstructionStatus.SENT
+
+
+async def test_a_capture_whose_booking_failed_is_booked_by_reconciliation(world):
+    await world.confirm()
+    real_save = world.store.save
+    failures = []
+
+    async def save_fails_after_the_capture(aggregate, **kwargs):
+        if aggregate.fundings and not failures:
+            failures.append("the save after the capture")
+            raise RuntimeError("store unavailable")
+        return await real_save(aggregate, **kwargs)
+
+    world.store.save = save_fails_after_the_capture
+    with pytest.raises(RuntimeError):
+        await world.pay_card(key="req-1")
+    assert failures and (await world.escrow()).paid_in == 0
+    assert [kind for kind, *_ in world.moved()] == ["charge"]
+    assert await world.service.cards.reconcile() == 1
+    escrow = await world.escrow()
+    assert (escrow.status, escrow.paid_in, escrow.held) == (EscrowStatus.FUNDED, TOTAL, TOTAL)
+    assert await world.service.cards.reconcile() == 0
+    assert world.published.types().count("payment.escrow_funded") == 1
+    assert (await world.pay_card(key="req-1")).paid_in == TOTAL  # the retry charges nothing more
+    assert [kind for kind, *_ in world.moved()] == ["charge"]
+
+
+async def test_reconciliation_refunds_a_capture_the_escrow_can_no_longer_take(world):
+    await world.confirm()
+    real_save = world.store.save
+
+    async def save_fails_after_the_capture(aggregate, **kwargs):
+        if aggregate.fundings:
+            raise RuntimeError("store unavailable")
+        return await real_save(aggregate, **kwargs)
+
+    world.store.save = save_fails_after_the_capture
+    with pytest.raises(RuntimeError):
+        await world.pay_card()
+    world.store.save = real_save
+    await world.deliver(OrderCancelled(order_id=ORDER, parties=PARTIES, reason="changed mind"))
+    assert await world.service.cards.reconcile() == 1
+    escrow = await world.escrow()
+    assert (escrow.status, escrow.paid_in, escrow.refunded) == (EscrowStatus.SETTLED, TOTAL, TOTAL)
+    [charge, refund] = world.provider.movements
+    assert (refund.kind, refund.amount.amount, refund.to) == ("refund", TOTAL, charge.reference)

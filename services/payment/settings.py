@@ -36,7 +36,8 @@ class PaymentSettings(ServiceSettings):
 
     def guarded_secrets(self) -> list[GuardedSecret]:
         return [*super().guarded_secrets(),
-                GuardedSecret("PAYMENT_DATA_KEY", self.payment_data_key, DEV_ONLY_PAYMENT_DATA_KEY)]
+                GuardedSecret("PAYMENT_DATA_KEY", self.payment_data_key, DEV_ONLY_PAYMENT_DATA_KEY),
+                GuardedSecret("BANK_WEBHOOK_KEYS", self.bank_webhook_keys, DEV_ONLY_BANK_WEBHOOK_KEYS)]
 
     @property
     def uses_dev_data_key(self) -> bool:

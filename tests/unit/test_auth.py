@@ -110,7 +110,8 @@ def test_payment_refuses_the_development_data_key_outside_development(monkeypatc
     with pytest.raises(InsecureSettings, match="PAYMENT_DATA_KEY is the development value"):
         settings.check_secrets()
     strong = PaymentSettings(auth_secret="x" * 40, auth_issuer="https://idp.example",
-                             payment_data_key=Fernet.generate_key().decode())
+                             payment_data_key=Fernet.generate_key().decode(),
+                             bank_webhook_keys="bank-2026:" + "k" * 40)
     strong.check_secrets()
 
 

@@ -17,7 +17,7 @@ from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
-from shared.infra.settings import DEV_AUTH_SECRET
+from shared.infra.settings import DEV_AUTH_SECRET, InsecureSettings
 from shared.infra.store import InMemoryAggregateStore
 from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import (
@@ -266,3 +266,11 @@ async def test_an_overlong_correlation_id_never_leaves_a_charge_unbooked(api):
                             headers={**BUYER, "X-Correlation-Id": "c" * 100})
     assert answer.status_code == 200, answer.text
     assert (answer.json()["status"], answer.json()["paid_in"]) == ("funded", 99_950)
+
+
+def test_the_sandbox_bank_key_is_refused_outside_development(monkeypatch):
+    monkeypatch.delenv("ESCROW_ENV", raising=False)
+    settings = PaymentSettings(auth_secret="x" * 40, auth_issuer="https://idp.example",
+                               payment_data_key=Fernet.generate_key().decode())
+    with pytest.raises(InsecureSettings, match="BANK_WEBHOOK_KEYS is the development value"):
+        settings.check_secrets()

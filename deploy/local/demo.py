@@ -7,10 +7,14 @@ Run by `make run` (or `make demo` against a platform already running).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
+import re
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from datetime import UTC, datetime
@@ -57,11 +61,26 @@ def step(text: str) -> None:
     print(f"\n== {text}")
 
 
+def register_contact(party: str, role: Role, address: str) -> None:
+    """The party registers its own contact email and enters the code mailed there."""
+    call("notify", "PUT", "/contacts/me", party, role, {"email": address})
+    entry = wait_for(f"the verification code for {address}", lambda: _verification_mail(address))
+    with urllib.request.urlopen(f"{MAILBOX}/raw/{entry['file']}", timeout=10) as response:
+        text = email.message_from_bytes(response.read(), policy=email.policy.default)
+    code = re.search(r"Code: +(\d{6})", text.get_body(preferencelist=("plain",)).get_content())
+    call("notify", "POST", "/contacts/me/verification", party, role, {"code": code.group(1)})
+    print(f"   {party}: {address} verified")
+
+
 def main() -> None:
-    step("Buyer places an order")
+    step("Buyer and supplier each register and verify their own contact email")
+    register_contact(BUYER, Role.BUYER, f"purchasing-{RUN}@acme.example")
+    register_contact(SUPPLIER, Role.SUPPLIER, f"sales-{RUN}@shenzhen-parts.example")
+
+    step("Buyer places an order, naming the supplier by its party id")
     order = call("order", "POST", "/orders", BUYER, Role.BUYER, {
-        "supplier": {"party_id": SUPPLIER, "name": "Shenzhen Precision Parts", "email": "sales@shenzhen-parts.example"},
-        "buyer_contact": {"name": "ACME Imports GmbH", "email": "purchasing@acme.example"},
+        "supplier": {"party_id": SUPPLIER, "name": "Shenzhen Precision Parts"},
+        "buyer_contact": {"name": "ACME Imports GmbH"},
         "items": [{"description": "Stainless bolts M8, box of 100", "quantity": 40, "unit_price": 2350},
                   {"description": "Hex nuts M8, box of 100", "quantity": 40, "unit_price": 780}],
         "currency": "USD",
@@ -127,6 +146,13 @@ def _status(service: str, path: str, party: str, role: Role) -> dict | None:
         if error.code == 404:
             return None
         raise
+
+
+def _verification_mail(address: str) -> dict | None:
+    query = urllib.parse.urlencode({"to": address, "step": "contact_verification"})
+    with urllib.request.urlopen(f"{MAILBOX}/api/messages?{query}", timeout=10) as response:
+        entries = json.loads(response.read())
+    return entries[-1] if entries else None
 
 
 def _mails(order_id: str) -> list[dict] | None:

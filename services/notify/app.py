@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from prometheus_client import Counter
+
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
 from services.notify.api import router
+from services.notify.contact_book import COLLECTION as CONTACTS
+from services.notify.contact_book import ContactBook, ContactStore
 from services.notify.handlers import Notifications
 from services.notify.repository import COLLECTION, EmailRepository
 from services.notify.sender import EmailSender, MailTransport, RetryPolicy, SmtpTransport
@@ -18,8 +22,16 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
     clock = clock or clock_for(settings.clock_offset_file)
     runtime = ServiceRuntime.create(Service.NOTIFY, settings)
     jobs = EmailRepository(runtime.database[COLLECTION])
-    notifications = Notifications(jobs, clock, customer_service_email=settings.customer_service_email,
-                                  dispute_opens_after=settings.dispute_opens_after)
+    waited = Counter("notify_mails_waiting_for_contact", "Mails stored to wait for a party's "
+                     "verified contact email", registry=runtime.metrics)
+    released = Counter("notify_mails_released_to_contact", "Waiting mails released once the "
+                       "party's contact email was verified", registry=runtime.metrics)
+    contacts = ContactBook(ContactStore(runtime.database[CONTACTS]), jobs, clock,
+                           settings.verification_limits(), on_released=released.inc)
+    notifications = Notifications(jobs, contacts, clock,
+                                  customer_service_email=settings.customer_service_email,
+                                  dispute_opens_after=settings.dispute_opens_after,
+                                  on_waiting=waited.inc)
     runtime.consume(notifications.handlers())
     sender = EmailSender(
         jobs, transport or SmtpTransport(settings.smtp_host, settings.smtp_port,
@@ -35,5 +47,6 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
     runtime.serve_http(
         "Escrow: notifications",
         "Every step of the trade is mailed to the buyer and the supplier (and escalated "
-        "disputes to customer service); what was sent to whom.", router(notifications))
+        "disputes to customer service), at the contact email each party registered and "
+        "verified itself; what was sent to whom.", router(notifications, contacts))
     return runtime

@@ -8,6 +8,7 @@ twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -19,6 +20,8 @@ from services.notify.steps import step_of
 
 
 class EmailStatus(StrEnum):
+    # The recipient party has no verified contact email yet: sent once it has one.
+    WAITING_FOR_CONTACT = "waiting_for_contact"
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"
@@ -27,7 +30,7 @@ class EmailStatus(StrEnum):
 
 class EmailJob(BaseModel):
     id: str
-    order_id: str
+    order_id: str | None  # None for a mail about no order (a contact's verification)
     event_id: str
     event_type: str
     step: str
@@ -43,8 +46,10 @@ class EmailJob(BaseModel):
     created_at: AwareDatetime
     sent_at: AwareDatetime | None = None
     # Who may read the job back (the order's parties, as the event named them).
-    buyer_party_id: str
-    supplier_party_id: str
+    buyer_party_id: str | None = None
+    supplier_party_id: str | None = None
+    # The party the mail is for (None for customer service): whose verified contact it uses.
+    recipient_party_id: str | None = None
     # Set while a sender holds the job; an expired lease may be taken over.
     lease_token: str | None = None
     lease_expires_at: AwareDatetime | None = None
@@ -55,23 +60,28 @@ def job_id(event_id: str, recipient: Recipient) -> str:
 
 
 def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_service_email: str,
+            addresses: Mapping[str, str],
             dispute_opens_after: timedelta = timedelta(days=5)) -> list[EmailJob]:
-    """The mails this event causes, one per recipient of its step."""
+    """The mails this event causes, one per recipient of its step. ``addresses`` are the
+    parties' verified contact emails by party id; a mail for a party without one waits."""
     step = step_of(event)
     parties = event.parties
-    addresses = {Recipient.BUYER: (parties.buyer.name, parties.buyer.email),
-                 Recipient.SUPPLIER: (parties.supplier.name, parties.supplier.email),
-                 Recipient.CUSTOMER_SERVICE: ("Customer service", customer_service_email)}
+    recipients = {Recipient.BUYER: (parties.buyer.name, parties.buyer.party_id),
+                  Recipient.SUPPLIER: (parties.supplier.name, parties.supplier.party_id),
+                  Recipient.CUSTOMER_SERVICE: ("Customer service", None)}
     jobs = []
     for recipient in step.recipients_of(event):
         context = MailContext(event=event, recipient=recipient,
                               dispute_opens_after=dispute_opens_after)
-        name, address = addresses[recipient]
+        name, party_id = recipients[recipient]
+        address = customer_service_email if party_id is None else addresses.get(party_id, "")
         mail = render(step.template(context), order_id=event.order_id, greeting_name=name)
         jobs.append(EmailJob(
             id=job_id(envelope.event_id, recipient), order_id=event.order_id,
             event_id=envelope.event_id, event_type=envelope.event_type, step=step.name,
             recipient_role=recipient, to=address, subject=mail.subject, text=mail.text,
             html=mail.html, next_attempt_at=now, created_at=now,
-            buyer_party_id=parties.buyer.party_id, supplier_party_id=parties.supplier.party_id))
+            status=EmailStatus.PENDING if address else EmailStatus.WAITING_FOR_CONTACT,
+            buyer_party_id=parties.buyer.party_id, supplier_party_id=parties.supplier.party_id,
+            recipient_party_id=party_id))
     return jobs

@@ -4,7 +4,9 @@ emails of an order can be read back by its parties and by customer service."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Protocol
 
 from shared.contracts.envelope import Envelope, TradeEvent, registered_events
 from shared.contracts.parties import Role
@@ -12,18 +14,29 @@ from shared.domain.actor import Actor
 from shared.infra.clock import Clock
 from shared.domain.errors import NotFound, NotPermitted
 from shared.infra.messaging import EventHandler
-from services.notify.emails import EmailJob, compose
+from services.notify.emails import EmailJob, EmailStatus, compose
 from services.notify.repository import EmailJobs
 from services.notify.steps import STEPS
 
 log = logging.getLogger(__name__)
 
 
+class ContactDirectory(Protocol):
+    async def addresses(self, party_ids: Iterable[str]) -> dict[str, str]:
+        """The verified contact email of each of these parties that has one."""
+
+    async def release(self, party_id: str, address: str) -> int:
+        """Send the mails that waited for this party's verified contact."""
+
+
 class Notifications:
-    def __init__(self, jobs: EmailJobs, clock: Clock, *, customer_service_email: str,
-                 dispute_opens_after: timedelta = timedelta(days=5)) -> None:
+    def __init__(self, jobs: EmailJobs, contacts: ContactDirectory, clock: Clock, *,
+                 customer_service_email: str, dispute_opens_after: timedelta = timedelta(days=5),
+                 on_waiting: Callable[[int], None] = lambda count: None) -> None:
         self.jobs = jobs
+        self.contacts = contacts
         self.clock = clock
+        self.on_waiting = on_waiting
         self.customer_service_email = customer_service_email
         self.dispute_opens_after = dispute_opens_after
 
@@ -37,14 +50,25 @@ class Notifications:
     async def on_event(self, envelope: Envelope, event: TradeEvent) -> int:
         """Store the step's mails; a repeated delivery stores nothing new. Returns how many
         jobs were new."""
-        stored = 0
+        parties = (event.parties.buyer.party_id, event.parties.supplier.party_id)
+        stored, waiting = 0, []
         for job in compose(envelope, event, now=self.clock.now(),
                            customer_service_email=self.customer_service_email,
+                           addresses=await self.contacts.addresses(parties),
                            dispute_opens_after=self.dispute_opens_after):
-            if await self.jobs.add(job):
-                stored += 1
-            else:
+            if not await self.jobs.add(job):
                 log.info("email %s exists already (event delivered again)", job.id)
+                continue
+            stored += 1
+            if job.status is EmailStatus.WAITING_FOR_CONTACT:
+                log.info("email %s waits: party %s has no verified contact email", job.id,
+                         job.recipient_party_id)
+                waiting.append(job.recipient_party_id)
+        if waiting:
+            self.on_waiting(len(waiting))
+            # A contact verified since the addresses were read released only what it saw.
+            for party_id, address in (await self.contacts.addresses(set(waiting))).items():
+                await self.contacts.release(party_id, address)
         return stored
 
     async def emails_of(self, order_id: str, actor: Actor) -> list[EmailJob]:

@@ -19,6 +19,7 @@ class Recipient(StrEnum):
     BUYER = "buyer"
     SUPPLIER = "supplier"
     CUSTOMER_SERVICE = "customer_service"
+    PARTY = "party"  # a party as itself, not in a trade (its contact's verification)
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,20 @@ def _one_line(value: str) -> str:
 
 
 def render(content: Content, *, order_id: str, greeting_name: str) -> Rendered:
-    subject = _one_line(f"[{PLATFORM}] Order {order_id}: {content.subject}")
-    return Rendered(subject=subject, text=_text(content, order_id, greeting_name),
-                    html=_html(content, order_id, greeting_name, subject))
+    """A mail about one order."""
+    footer = (f"You receive this email because you take part in order {order_id} on the "
+              f"{PLATFORM} platform. Sign in to see the order and act on it.")
+    return render_mail(content, subject=f"Order {order_id}: {content.subject}",
+                       greeting_name=greeting_name, footer=footer)
 
 
-def _footer(order_id: str) -> str:
-    return (f"You receive this email because you take part in order {order_id} on the "
-            f"{PLATFORM} platform. Sign in to see the order and act on it.")
+def render_mail(content: Content, *, subject: str, greeting_name: str, footer: str) -> Rendered:
+    subject = _one_line(f"[{PLATFORM}] {subject}")
+    return Rendered(subject=subject, text=_text(content, footer, greeting_name),
+                    html=_html(content, footer, greeting_name, subject))
 
 
-def _text(content: Content, order_id: str, name: str) -> str:
+def _text(content: Content, footer: str, name: str) -> str:
     lines = [f"Hello {name},", ""]
     for paragraph in content.paragraphs:
         lines += [paragraph, ""]
@@ -107,11 +111,11 @@ def _text(content: Content, order_id: str, name: str) -> str:
         lines.append("")
     if content.next_step:
         lines += [f"What happens next: {content.next_step}", ""]
-    lines += ["-- ", _footer(order_id), ""]
+    lines += ["-- ", footer, ""]
     return "\n".join(lines)
 
 
-def _html(content: Content, order_id: str, name: str, subject: str) -> str:
+def _html(content: Content, footer: str, name: str, subject: str) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              f"<title>{e(subject)}</title></head>",
@@ -130,7 +134,7 @@ def _html(content: Content, order_id: str, name: str, subject: str) -> str:
         parts.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in content.items) + "</ul>")
     if content.next_step:
         parts.append(f"<p><strong>What happens next:</strong> {e(content.next_step)}</p>")
-    parts += [f'<p style="color: #777; font-size: small;">{e(_footer(order_id))}</p>',
+    parts += [f'<p style="color: #777; font-size: small;">{e(footer)}</p>',
               "</body></html>"]
     return "\n".join(parts)
 

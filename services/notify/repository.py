@@ -40,6 +40,10 @@ class EmailJobs(Protocol):
 
     async def for_order(self, order_id: str) -> list[EmailJob]: ...
 
+    async def release_waiting(self, party_id: str, address: str, now: datetime) -> int:
+        """The party's mails that waited for a verified contact are due now, to ``address``;
+        returns how many."""
+
 
 def _due(now: datetime) -> dict[str, Any]:
     return {"$or": [{"status": EmailStatus.PENDING, "next_attempt_at": {"$lte": now}},
@@ -53,6 +57,10 @@ def _claim(now: datetime, lease: timedelta) -> dict[str, Any]:
 
 def _released(**fields: Any) -> dict[str, Any]:
     return {**fields, "lease_token": None, "lease_expires_at": None}
+
+
+def _waited(address: str, now: datetime) -> dict[str, Any]:
+    return {"status": EmailStatus.PENDING, "to": address, "next_attempt_at": now}
 
 
 def _to_doc(job: EmailJob) -> dict[str, Any]:
@@ -92,6 +100,7 @@ class EmailRepository(_SendOutcomes):
         await self._collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self._collection.create_index([("order_id", ASCENDING), ("created_at", ASCENDING)])
         await self._collection.create_index([("lease_token", ASCENDING)])
+        await self._collection.create_index([("recipient_party_id", ASCENDING), ("status", ASCENDING)])
 
     async def add(self, job: EmailJob) -> bool:
         try:
@@ -126,6 +135,12 @@ class EmailRepository(_SendOutcomes):
         cursor = self._collection.find({"order_id": order_id}).sort(
             [("created_at", ASCENDING), ("_id", ASCENDING)])
         return [_from_doc(doc) async for doc in cursor]
+
+    async def release_waiting(self, party_id: str, address: str, now: datetime) -> int:
+        result = await self._collection.update_many(
+            {"recipient_party_id": party_id, "status": EmailStatus.WAITING_FOR_CONTACT},
+            {"$set": _waited(address, now)})
+        return result.modified_count
 
 
 
@@ -162,6 +177,13 @@ class InMemoryEmailRepository(_SendOutcomes):
             return False
         doc.update(_released(**fields))
         return True
+
+    async def release_waiting(self, party_id: str, address: str, now: datetime) -> int:
+        waiting = [d for d in self.docs.values() if d["recipient_party_id"] == party_id
+                   and d["status"] == EmailStatus.WAITING_FOR_CONTACT]
+        for doc in waiting:
+            doc.update(_waited(address, now))
+        return len(waiting)
 
     async def for_order(self, order_id: str) -> list[EmailJob]:
         docs = sorted((d for d in self.docs.values() if d["order_id"] == order_id),

@@ -109,7 +109,8 @@ def build_message(job: EmailJob, mail_from: str, now: datetime) -> EmailMessage:
     message["Message-ID"] = f"<{job.id.replace(':', '.')}@{domain}>"
     message[EVENT_ID_HEADER] = job.event_id
     message[STEP_HEADER] = job.step
-    message[ORDER_ID_HEADER] = job.order_id
+    if job.order_id is not None:
+        message[ORDER_ID_HEADER] = job.order_id
     message.set_content(job.text)
     message.add_alternative(job.html, subtype="html")
     return message

@@ -5,6 +5,7 @@ from datetime import timedelta
 from pydantic import EmailStr, Field
 
 from shared.infra.settings import ServiceSettings
+from services.notify.contacts import VerificationLimits
 
 
 class NotifySettings(ServiceSettings):
@@ -27,3 +28,15 @@ class NotifySettings(ServiceSettings):
     send_lease: timedelta = timedelta(minutes=2)
     # Shown in the "shipped" mail; the dispute service's setting of the same meaning.
     dispute_opens_after: timedelta = timedelta(days=5)
+    # A party's own contact email: how long a mailed code is valid, wrong codes allowed,
+    # and how many verification mails one party can make the platform send per window.
+    verification_code_valid_for: timedelta = timedelta(hours=24)
+    verification_wrong_codes_allowed: int = Field(default=5, ge=1)
+    verification_mails_per_window: int = Field(default=5, ge=1)
+    verification_window: timedelta = timedelta(days=1)
+
+    def verification_limits(self) -> VerificationLimits:
+        return VerificationLimits(code_valid_for=self.verification_code_valid_for,
+                                  wrong_codes_allowed=self.verification_wrong_codes_allowed,
+                                  mails_per_window=self.verification_mails_per_window,
+                                  window=self.verification_window)

@@ -541,8 +541,8 @@ def dispute_escalated(m: MailContext) -> Content:
         return Content(
             "dispute escalated: please decide",
             [f"The dispute on order {e.order_id} was escalated by {by}."],
-            [*facts, ("Buyer", f"{p.buyer.name} <{p.buyer.email}>"),
-             ("Supplier", f"{p.supplier.name} <{p.supplier.email}>")],
+            [*facts, ("Buyer", f"{p.buyer.name} (party {p.buyer.party_id})"),
+             ("Supplier", f"{p.supplier.name} (party {p.supplier.party_id})")],
             next_step="Review the dispute, its evidence and the messages, then decide: full "
                       "refund, partial refund of an amount, or release to the supplier. The "
                       "decision is final and executed at once.")

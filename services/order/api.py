@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.money import Currency, check_currency, checked_total
 from shared.contracts.parties import Parties, Party, Role
@@ -19,14 +19,16 @@ from services.order.domain import Message, Order, OrderStatus
 from services.order.handlers import OrderService
 
 
-class Contact(BaseModel):
+class DisplayName(BaseModel):
     name: Name
-    email: EmailStr
 
 
 class PlaceOrder(BaseModel):
-    supplier: Party
-    buyer_contact: Contact = Field(description="the buyer's name and email for this order")
+    supplier: Party = Field(description="the supplier, named by its party id (its contact "
+                                        "email is the one it registered itself)")
+    buyer_contact: DisplayName = Field(description="the buyer's display name for this order "
+                                                   "(its contact email is the one it registered "
+                                                   "with the notify service)")
     items: list[LineItem] = Field(min_length=1, max_length=MAX_LINE_ITEMS)
     currency: Currency
     destination: Address
@@ -87,8 +89,7 @@ def router(service: OrderService) -> APIRouter:
     async def place(body: PlaceOrder, actor: CurrentActor, request: Request,
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> OrderView:
         actor.require(Role.BUYER, Role.SERVICE)
-        buyer = Party(party_id=actor.party_id, name=body.buyer_contact.name,
-                      email=body.buyer_contact.email)
+        buyer = Party(party_id=actor.party_id, name=body.buyer_contact.name)
         order = await service.place(
             actor, Parties(buyer=buyer, supplier=body.supplier), body.items, body.currency,
             body.destination, body.delivery_period_days, idempotency_key=idempotency_key,

@@ -32,8 +32,11 @@ from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Address, LineItem, Logistics
 from shared.domain.aggregate import Aggregate
 from shared.domain.actor import Actor
-from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.errors import DomainError, InvalidRequest, NotPermitted, TooManyRequests
 
+# What one party can make the platform mail the other side through one order's messages.
+MESSAGES_PER_WINDOW = 20
+MESSAGE_WINDOW = timedelta(hours=1)
 PAYMENT_DUE = "payment_due"
 PAYMENT_REMINDER = "payment_reminder"
 
@@ -163,6 +166,12 @@ class Order(Aggregate):
         buyer writes as the buyer."""
         author = self._require_party(actor, Role.BUYER, Role.SUPPLIER)
         self.run_due_deadlines(now)
+        recent = [m.at for m in self.messages
+                  if m.author_party_id == actor.party_id and m.at > now - MESSAGE_WINDOW]
+        if len(recent) >= MESSAGES_PER_WINDOW:
+            raise TooManyRequests(f"at most {MESSAGES_PER_WINDOW} messages per hour on an order; "
+                                  f"try again after {min(recent) + MESSAGE_WINDOW:%H:%M} UTC",
+                                  retry_after=min(recent) + MESSAGE_WINDOW - now)
         message = Message(message_id=uuid.uuid4().hex, at=now, author_role=author,
                           author_party_id=actor.party_id, text=text)
         self.messages.append(message)

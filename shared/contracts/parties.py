@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.text import Name, PartyId
 
@@ -21,13 +21,15 @@ class Party(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     party_id: PartyId
-    name: Name = Field(examples=["ACME Imports Ltd"])
-    email: EmailStr
+    name: Name = Field(examples=["ACME Imports Ltd"],
+                       description="display name in the trade's emails and pages")
 
 
 class Parties(BaseModel):
     """The buyer and supplier of one order; carried on every trade event so that any
-    consumer (notify above all) can act without reading another service's data."""
+    consumer (notify above all) can act without reading another service's data. No email:
+    each party registers and verifies its own contact with the notify service, so the
+    platform never mails an address the other side typed."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -6,6 +6,8 @@ to the dead-letter topic with the detail."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class DomainError(Exception):
     """The action breaks a rule of the trade (e.g. paying a declined order)."""
@@ -26,3 +28,11 @@ class NotPermitted(DomainError):
 
 class NotFound(DomainError):
     """There is no such order (or dispute, email, ...) here."""
+
+
+class TooManyRequests(DomainError):
+    """One party asked the platform to do (or send) more than its limit allows for now."""
+
+    def __init__(self, detail: str, *, retry_after: timedelta | None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

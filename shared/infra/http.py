@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.contracts.parties import Role
-from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
+from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, TooManyRequests
 from shared.infra import context
 from shared.infra.auth import Unauthenticated, verify_token
 from shared.infra.store import ConcurrencyConflict
@@ -106,6 +107,7 @@ PROBLEMS: Problems = {
     InvalidRequest: (422, "Invalid request"),
     NotPermitted: (403, "Not permitted"),
     NotFound: (404, "Not found"),
+    TooManyRequests: (429, "Too many requests"),
     Unauthenticated: (401, "Authentication required"),
 }
 
@@ -163,7 +165,11 @@ def install_problem_handlers(app: FastAPI, problems: Problems) -> None:
         field = getattr(exc, "field", None)
         detail = getattr(exc, "detail", str(exc))
         errors = [{"field": field, "message": detail}] if field else None
-        return problem(status, title, detail, errors=errors, instance=request.url.path)
+        response = problem(status, title, detail, errors=errors, instance=request.url.path)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after.total_seconds())))
+        return response
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(Unauthenticated, domain_error)

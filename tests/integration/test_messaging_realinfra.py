@@ -28,8 +28,8 @@ from tests.support.platform import Platform, build_service, eventually
 pytestmark = pytest.mark.realinfra
 
 ORDER = {
-    "supplier": {"party_id": "supplier-1", "name": "Shenzhen Bolts", "email": "supplier@example.com"},
-    "buyer_contact": {"name": "ACME Imports", "email": "buyer@example.com"},
+    "supplier": {"party_id": "supplier-1", "name": "Shenzhen Bolts"},
+    "buyer_contact": {"name": "ACME Imports"},
     "items": [{"description": "bolts", "quantity": 10, "unit_price": 250}],
     "currency": "USD",
     "destination": {"recipient": "ACME", "line1": "1 Dock Rd", "city": "Rotterdam", "country": "NL"},

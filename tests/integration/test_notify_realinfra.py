@@ -19,7 +19,7 @@ from services.notify.handlers import Notifications
 from services.notify.repository import COLLECTION, EmailRepository
 from services.notify.sender import EmailSender, RetryPolicy
 from tests.support.infra import Infra
-from tests.unit.test_notify_steps import CS_EMAIL, T0, envelope_of, sample
+from tests.unit.test_notify_steps import CS_EMAIL, T0, KnownContacts, envelope_of, sample
 
 pytestmark = pytest.mark.realinfra
 
@@ -55,7 +55,7 @@ async def test_two_sender_replicas_send_each_mail_once(strict_url: str) -> None:
         repos = [EmailRepository(client[database][COLLECTION]) for client in clients]
         await repos[0].create_indexes()
         clock = ManualClock(T0)
-        notifications = Notifications(repos[0], clock, customer_service_email=CS_EMAIL)
+        notifications = Notifications(repos[0], KnownContacts(), clock, customer_service_email=CS_EMAIL)
         for _ in range(MAILS):
             event = sample(ev.CardPaymentDeclined)  # one mail each
             await notifications.on_event(envelope_of(event), event)

@@ -71,6 +71,9 @@ class Mailbox:
     def for_order(self, order_id: str) -> list[Mail]:
         return [self._mail(e) for e in self._index() if e.get("x_escrow_order_id") == order_id]
 
+    def to(self, address: str) -> list[Mail]:
+        return [self._mail(e) for e in self._index() if address in e["rcpt_tos"]]
+
 
 @dataclass
 class Infra:

@@ -110,6 +110,9 @@ class MemoryMailbox:
     def for_order(self, order_id: str) -> list[Mail]:
         return [m for m in self.mails if m.headers.get("x-escrow-order-id") == order_id]
 
+    def to(self, address: str) -> list[Mail]:
+        return [m for m in self.mails if address in m.to]
+
 
 @dataclass
 class _Infra:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -39,12 +41,29 @@ class Trade:
             assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
         return response
 
-    async def place(self, items: list[dict] | None = None, delivery_period_days: int = 10) -> str:
+    async def register_contact(self, party: str, address: str) -> None:
+        """The party registers its own contact email and enters the code mailed to it."""
+        await self.call("notify", "PUT", "/contacts/me", party, body={"email": address}, expect=202)
+
+        async def code_arrived() -> str:
+            codes = [m.text for m in self.platform.infra.mailbox.to(address)
+                     if m.headers.get("x-escrow-step") == "contact_verification"]
+            assert codes, f"no verification code mailed to {address} yet"
+            return re.search(r"Code: +(\d{6})", codes[-1]).group(1)
+        code = await eventually(code_arrived)
+        await self.call("notify", "POST", "/contacts/me/verification", party, body={"code": code})
+
+    async def place(self, items: list[dict] | None = None, delivery_period_days: int = 10,
+                    *, contacts: bool = True) -> str:
+        """Place the order; first (with ``contacts``) both parties verify their own emails."""
+        if contacts:
+            await asyncio.gather(self.register_contact(self.buyer, self.buyer_email),
+                                 self.register_contact(self.supplier, self.supplier_email))
         items = items or [{"description": "Stainless bolts M8", "quantity": 40, "unit_price": 2350},
                           {"description": "Hex nuts M8", "quantity": 40, "unit_price": 780}]
         response = await self.call("order", "POST", "/orders", expect=201, body={
-            "supplier": {"party_id": self.supplier, "name": "Shenzhen Parts", "email": self.supplier_email},
-            "buyer_contact": {"name": "ACME Imports", "email": self.buyer_email},
+            "supplier": {"party_id": self.supplier, "name": "Shenzhen Parts"},
+            "buyer_contact": {"name": "ACME Imports"},
             "items": items, "currency": "USD",
             "destination": {"recipient": "ACME", "line1": "Hafenstrasse 1", "city": "Hamburg", "country": "DE"},
             "delivery_period_days": delivery_period_days})

@@ -20,7 +20,7 @@ from services.notify.emails import EmailStatus
 from services.notify.handlers import Notifications
 from services.notify.repository import InMemoryEmailRepository
 from services.notify.sender import EmailSender, RetryPolicy
-from tests.unit.test_notify_steps import CS_EMAIL, T0, envelope_of, sample
+from tests.unit.test_notify_steps import CS_EMAIL, T0, KnownContacts, envelope_of, sample
 
 MAIL_FROM = "Escrow <notifications@escrow.example>"
 
@@ -54,7 +54,7 @@ def repo() -> InMemoryEmailRepository:
 
 @pytest.fixture
 def notifications(repo: InMemoryEmailRepository, clock: ManualClock) -> Notifications:
-    return Notifications(repo, clock, customer_service_email=CS_EMAIL)
+    return Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
 
 
 def sender_for(repo: InMemoryEmailRepository, clock: ManualClock, transport: FakeTransport,

@@ -1,4 +1,4 @@
-"""The SMTP transport against a real (in-process) SMTP server, and the HTTP read side."""
+"""The SMTP transport against a real (in-process) SMTP server."""
 
 from __future__ import annotations
 
@@ -8,21 +8,15 @@ import email.policy
 import socket
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from shared.contracts import events as ev
-from shared.contracts.parties import Role
-from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
-from shared.infra.http import create_app
-from services.notify.api import router
 from services.notify.handlers import Notifications
 from services.notify.repository import InMemoryEmailRepository
 from services.notify.sender import EmailSender, SmtpTransport
-from services.notify.settings import NotifySettings
-from tests.unit.test_notify_steps import CS_EMAIL, T0, envelope_of, sample
+from tests.unit.test_notify_steps import CS_EMAIL, T0, KnownContacts, envelope_of, sample
 
 
 class Inbox:
@@ -50,7 +44,7 @@ async def test_mails_are_delivered_over_smtp(smtp_server: tuple[Inbox, int]) -> 
     inbox, port = smtp_server
     clock = ManualClock(T0)
     repo = InMemoryEmailRepository()
-    notifications = Notifications(repo, clock, customer_service_email=CS_EMAIL)
+    notifications = Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
     event = sample(ev.DisputeEscalated)
     envelope = envelope_of(event)
     await notifications.on_event(envelope, event)
@@ -73,46 +67,13 @@ async def test_an_unreachable_mail_server_is_a_failed_attempt() -> None:
     clock = ManualClock(T0)
     repo = InMemoryEmailRepository()
     event = sample(ev.CardPaymentDeclined)
-    await Notifications(repo, clock, customer_service_email=CS_EMAIL).on_event(envelope_of(event), event)
+    await Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL).on_event(envelope_of(event), event)
     sender = EmailSender(repo, SmtpTransport("127.0.0.1", port, timeout=5), clock,
                          mail_from="Escrow <notifications@escrow.example>")
 
     assert await sender.send_due() == 0
     [job] = await repo.for_order("ord-1")
     assert job.status == "pending" and job.attempts == 1 and job.last_error
-
-
-async def test_the_emails_of_an_order_over_http() -> None:
-    settings = NotifySettings()
-    repo = InMemoryEmailRepository()
-    notifications = Notifications(repo, ManualClock(T0), customer_service_email=CS_EMAIL)
-    event = sample(ev.OrderPlaced)
-    await notifications.on_event(envelope_of(event), event)
-
-    async def ready() -> dict[str, str]:
-        return {}
-
-    app = create_app(title="notify", description="", settings=settings, ready=ready)
-    app.include_router(router(notifications))
-    secret = settings.auth_secret.get_secret_value()
-
-    def auth(party: str, role: Role) -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint_token(secret, party, role)}"}
-
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://notify") as client:
-        mine = await client.get("/orders/ord-1/emails", headers=auth("buyer-acme", Role.BUYER))
-        assert mine.status_code == 200
-        [mail] = mine.json()
-        assert (mail["step"], mail["to"], mail["status"]) == (
-            "order_placed", "buyer@acme.example", "pending")
-        assert "html" not in mail and "lease_token" not in mail
-        everything = await client.get("/orders/ord-1/emails", headers=auth("agent-7", Role.AGENT))
-        assert len(everything.json()) == 2
-        other = await client.get("/orders/ord-1/emails", headers=auth("buyer-x", Role.BUYER))
-        assert other.status_code == 403
-        assert other.headers["content-type"] == "application/problem+json"
-        assert (await client.get("/orders/ord-1/emails")).status_code == 401
 
 
 class CountingServer:
@@ -145,7 +106,7 @@ async def counting_server() -> AsyncIterator[tuple[CountingServer, int]]:
 
 
 async def mails_for(count: int, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
-    notifications = Notifications(repo, clock, customer_service_email=CS_EMAIL)
+    notifications = Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
     for _ in range(count):
         event = sample(ev.CardPaymentDeclined)  # one mail each (to the buyer)
         await notifications.on_event(envelope_of(event), event)

@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -33,9 +34,23 @@ from services.notify.steps import STEPS
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CS_EMAIL = "disputes@escrow.example"
-PARTIES = Parties(
-    buyer=Party(party_id="buyer-acme", name="ACME Imports Ltd", email="buyer@acme.example"),
-    supplier=Party(party_id="supplier-bolts", name="Shenzhen Bolts Co", email="sales@bolts.example"))
+PARTIES = Parties(buyer=Party(party_id="buyer-acme", name="ACME Imports Ltd"),
+                  supplier=Party(party_id="supplier-bolts", name="Shenzhen Bolts Co"))
+# The contact emails the parties registered and verified themselves.
+ADDRESSES = {"buyer-acme": "buyer@acme.example", "supplier-bolts": "sales@bolts.example"}
+
+
+class KnownContacts:
+    """The verified contacts of the parties, as the contact book would give them."""
+
+    def __init__(self, addresses: dict[str, str] | None = None) -> None:
+        self.verified = dict(ADDRESSES if addresses is None else addresses)
+
+    async def addresses(self, party_ids: Iterable[str]) -> dict[str, str]:
+        return {p: self.verified[p] for p in party_ids if p in self.verified}
+
+    async def release(self, party_id: str, address: str) -> int:
+        return 0
 LOGISTICS = Logistics(shipping_method="sea-freight", carrier=Carrier.DHL)
 IBAN = "DE89370400440532013000"
 CARD_TOKEN = "tok_8f3a9c2e"
@@ -104,7 +119,8 @@ def envelope_of(event: TradeEvent) -> Envelope:
 
 
 def mails(event: TradeEvent, **kwargs: Any) -> dict[Recipient, EmailJob]:
-    jobs = compose(envelope_of(event), event, now=T0, customer_service_email=CS_EMAIL, **kwargs)
+    jobs = compose(envelope_of(event), event, now=T0, customer_service_email=CS_EMAIL,
+                   addresses=ADDRESSES, **kwargs)
     return {job.recipient_role: job for job in jobs}
 
 
@@ -132,7 +148,7 @@ def test_the_readme_documents_every_step() -> None:
 def test_each_step_renders_a_text_and_html_mail_per_recipient(event_type: type[TradeEvent]) -> None:
     event = sample(event_type)
     envelope = envelope_of(event)
-    jobs = compose(envelope, event, now=T0, customer_service_email=CS_EMAIL)
+    jobs = compose(envelope, event, now=T0, customer_service_email=CS_EMAIL, addresses=ADDRESSES)
     step = STEPS[event_type]
 
     assert [j.recipient_role for j in jobs] == list(step.recipients_of(event))
@@ -197,7 +213,7 @@ def test_an_escalated_dispute_is_also_mailed_to_customer_service() -> None:
     agent = escalated[Recipient.CUSTOMER_SERVICE]
     assert agent.to == CS_EMAIL
     assert "dsp-1" in agent.text and "please decide" in agent.subject
-    assert "buyer@acme.example" in agent.text and "sales@bolts.example" in agent.text
+    assert "party buyer-acme" in agent.text and "party supplier-bolts" in agent.text
 
 
 def test_the_shipped_mail_gives_the_tracking_number_and_when_a_dispute_can_open() -> None:
@@ -219,7 +235,7 @@ def test_a_counter_offer_is_shown_in_its_currency() -> None:
 def test_a_line_break_in_a_party_name_cannot_break_the_subject() -> None:
     # the contract refuses such a name (tests/unit/test_text.py); rendering defends anyway
     parties = PARTIES.model_copy(update={"buyer": Party.model_construct(
-        party_id="buyer-acme", name="ACME\r\nBcc: victim@example.com", email="buyer@acme.example")})
+        party_id="buyer-acme", name="ACME\r\nBcc: victim@example.com")})
     event = ev.OrderPlaced(order_id="ord-1", parties=parties, **SAMPLES[ev.OrderPlaced])
     subject = mails(event)[Recipient.SUPPLIER].subject
     assert not re.search(r"[\r\n]", subject)
@@ -228,7 +244,8 @@ def test_a_line_break_in_a_party_name_cannot_break_the_subject() -> None:
 def test_job_ids_differ_per_event_and_recipient() -> None:
     first, second = sample(ev.OrderPlaced), sample(ev.OrderPlaced)
     ids = {job.id for e in (first, second)
-           for job in compose(envelope_of(e), e, now=T0, customer_service_email=CS_EMAIL)}
+           for job in compose(envelope_of(e), e, now=T0, customer_service_email=CS_EMAIL,
+                              addresses=ADDRESSES)}
     assert len(ids) == 4
     assert all(re.fullmatch(r"[0-9a-f]{32}:(buyer|supplier)", i) for i in ids)
     assert uuid.UUID(next(iter(ids)).split(":")[0])

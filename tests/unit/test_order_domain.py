@@ -7,8 +7,8 @@ from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
-from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
-from services.order.domain import Order, OrderStatus
+from shared.domain.errors import DomainError, InvalidRequest, NotPermitted, TooManyRequests
+from services.order.domain import MESSAGE_WINDOW, MESSAGES_PER_WINDOW, Order, OrderStatus
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
@@ -196,3 +196,15 @@ def test_money_returned_after_settlement_counts_as_refunded():
     order.mark_returned(4000, "USD", clock.now())  # a late transfer, sent back
     order.mark_returned(900, "EUR", clock.now())  # never the order's money
     assert (order.released_total, order.refunded_total) == (3948, 4500)
+
+
+def test_one_party_can_make_the_platform_mail_only_so_many_messages_per_hour():
+    clock = ManualClock()
+    order = placed(clock)
+    for _ in range(MESSAGES_PER_WINDOW):
+        order.post_message(BUYER, "hello", clock.now())
+    with pytest.raises(TooManyRequests) as refused:
+        order.post_message(BUYER, "one more", clock.advance(timedelta(minutes=10)))
+    assert refused.value.retry_after == MESSAGE_WINDOW - timedelta(minutes=10)
+    order.post_message(SUPPLIER, "the other side may still answer", clock.now())
+    order.post_message(BUYER, "later", clock.advance(MESSAGE_WINDOW))

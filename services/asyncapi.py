@@ -24,6 +24,10 @@ from shared.infra.specification import asyncapi_document
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 RELEASED = DOCUMENT.with_name("asyncapi.released.json")
+# The major version moves with a deliberate breaking release.
+# 2.0.0: a party carries no email any more (each registers its own contact with notify);
+# roll notify out first: it reads 1.x events too, ignoring their emails.
+CONTRACT_VERSION = "2.0.0"
 
 
 def generate() -> str:
@@ -31,7 +35,7 @@ def generate() -> str:
     runtimes = [build(name, settings_class(name)(kafka_bootstrap_servers=DEFAULT_KAFKA,
                                                  topic_prefix="escrow", escrow_env="development"))
                 for name in SERVICES]
-    return json.dumps(asyncapi_document(runtimes), indent=2, sort_keys=True) + "\n"
+    return json.dumps(asyncapi_document(runtimes, version=CONTRACT_VERSION), indent=2, sort_keys=True) + "\n"
 
 
 def main() -> None:

@@ -137,7 +137,7 @@ class CpuWatch:
     ``.run/pids``) between ``start`` and ``report``. The servers are shared: their figure
     includes whatever else used them meanwhile."""
 
-    SERVERS = ("ferretdb", "kafka", "mongo-strict", "mailbox")
+    SERVERS = ("mongo", "kafka", "mailbox", "ferretdb")  # pid files of infra.sh; FerretDB if asked
 
     def __init__(self) -> None:
         self.pids: dict[str, int] = {}

@@ -19,7 +19,7 @@
 # MONGO_PORT (27017), FERRETDB_PORT (27019), SMTP_PORT (1025), MAIL_HTTP_PORT (8025),
 # MONGO_STORAGE (fsync: journal fsynced before each reply | nofsync: written before each reply,
 # survives kill -9 of the server but not a power cut | memory: nothing kept),
-# KAFKA_HEAP_OPTS (-Xms256m -Xmx1g), MONGO_HEAP_OPTS (-Xms64m -Xmx1g), JAVA_HOME,
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx1g), MONGO_HEAP_OPTS (-Xms64m -Xmx2g), JAVA_HOME,
 # INFRA_READY_TIMEOUT (120 s), FERRETDB_LOG_LEVEL (error), INFRA_WITH_FERRETDB (0; 1 = --with-ferretdb).
 set -euo pipefail
 
@@ -47,7 +47,7 @@ FERRETDB_PORT="${FERRETDB_PORT:-27019}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 MAIL_HTTP_PORT="${MAIL_HTTP_PORT:-8025}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-MONGO_HEAP_OPTS="${MONGO_HEAP_OPTS:--Xms64m -Xmx1g}"
+MONGO_HEAP_OPTS="${MONGO_HEAP_OPTS:--Xms64m -Xmx2g}"
 MONGO_STORAGE="${MONGO_STORAGE:-fsync}"
 INFRA_WITH_FERRETDB="${INFRA_WITH_FERRETDB:-0}"
 FERRETDB_LOG_LEVEL="${FERRETDB_LOG_LEVEL:-error}"
@@ -77,7 +77,6 @@ if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]]; then JAVA="$JAVA_HOM
 # FerretDB joins only when asked (up --with-ferretdb); mongo-strict is what earlier versions of
 # this script started on 27018: `down` still stops it.
 SERVERS=(kafka mongo mailbox)
-ALL_SERVERS=(kafka mongo mailbox ferretdb mongo-strict)
 ferretdb_wanted() { [[ "$INFRA_WITH_FERRETDB" == 1 || -f "$RUN_DIR/pids/ferretdb.pid" ]]; }
 
 # ---------------------------------------------------------------- helpers

@@ -2,8 +2,7 @@
 
     .venv/bin/python deploy/local/wait_ready.py --timeout 120 \\
         --check kafka kafka 127.0.0.1:9092 --log kafka .run/logs/kafka.log --pid kafka 1234 \\
-        --check ferretdb mongo 'mongodb://127.0.0.1:27017/?directConnection=true' \\
-        --check mongo-strict mongo 'mongodb://127.0.0.1:27018/?directConnection=true' \\
+        --check mongo mongo 'mongodb://127.0.0.1:27017/?directConnection=true' \\
         --check mailbox smtp 127.0.0.1:1025 --check mailbox http http://127.0.0.1:8025/api/messages
 
 Kinds of check:

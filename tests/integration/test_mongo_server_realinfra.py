@@ -32,7 +32,7 @@ pytestmark = pytest.mark.realinfra
 
 WRITERS = 8
 ORDERS_PER_WRITER = 5
-ACKNOWLEDGED_BEFORE_KILL = 400
+ACKNOWLEDGED_BEFORE_KILL = 250
 COMPACT_AFTER_BYTES = 16_384  # small: compaction runs several times during the writes
 OP_DEADLINE_S = 60  # a guard against a hang, not a measurement
 

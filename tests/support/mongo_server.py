@@ -22,14 +22,20 @@ from pymongo import MongoClient
 START_DEADLINE_S = 60.0  # a guard against a hang, not a measurement
 
 
-def server_libs() -> Path:
-    """The launcher's jars, or the test is skipped (failed under CI) with what to run."""
+def built_libs() -> Path | None:
+    """The launcher's jars, if ``infra.sh up`` built them."""
     cache = Path(os.environ.get("ESCROW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                  / "escrow-platform")
     libs = Path(os.environ.get("ESCROW_MONGO_SERVER_LIBS") or cache / "mongo-java-server-1.47.0" / "libs")
-    if not (libs / "escrow-mongo-server-1.jar").exists():
-        reason = (f"EscrowMongoServer is not built ({libs} has no escrow-mongo-server-1.jar): run "
-                  "`bash deploy/local/infra.sh up` (it builds it) or `make test`")
+    return libs if (libs / "escrow-mongo-server-1.jar").exists() else None
+
+
+def server_libs() -> Path:
+    """The launcher's jars, or the test is skipped (failed under CI) with what to run."""
+    libs = built_libs()
+    if libs is None:
+        reason = ("EscrowMongoServer is not built (no escrow-mongo-server-1.jar in ESCROW_MONGO_SERVER_LIBS or the "
+                  "build cache): run `bash deploy/local/infra.sh up` (it builds it) or `make test`")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)

@@ -39,8 +39,8 @@ ROUNDS = 5
 AMOUNT = 1_000
 RACE_DEADLINE_S = 60  # a guard against a hang, not a measurement
 
-PARTIES = Parties(buyer=Party(party_id="buyer-1", name="ACME Imports", email="buyer@example.com"),
-                  supplier=Party(party_id="supplier-1", name="Shenzhen Bolts", email="supplier@example.com"))
+PARTIES = Parties(buyer=Party(party_id="buyer-1", name="ACME Imports"),
+                  supplier=Party(party_id="supplier-1", name="Shenzhen Bolts"))
 
 
 class Escrow(Aggregate):

@@ -36,8 +36,8 @@ ACKNOWLEDGED_BEFORE_KILL = 250
 COMPACT_AFTER_BYTES = 16_384  # small: compaction runs several times during the writes
 OP_DEADLINE_S = 60  # a guard against a hang, not a measurement
 
-PARTIES = Parties(buyer=Party(party_id="buyer-1", name="ACME Imports", email="buyer@example.com"),
-                  supplier=Party(party_id="supplier-1", name="Shenzhen Bolts", email="supplier@example.com"))
+PARTIES = Parties(buyer=Party(party_id="buyer-1", name="ACME Imports"),
+                  supplier=Party(party_id="supplier-1", name="Shenzhen Bolts"))
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ them) on the servers of deploy/local/infra.sh, on their own ports, topics and da
 generator is open-loop: trade i of a level starts at ``level start + i / rate`` whatever
 happened to earlier trades, and its latency runs from that intended start, so queueing in
 the platform (or in this process) cannot hide. A level is *sustained* when every trade
-closed and the completion rate kept up with the offered rate; the run stops at the first
+closed and the completion rate kept up with the offered rate (>= 80 %: it is
+measured between the first and the last close, so latency jitter moves it); the run stops at the first
 level that is not (``--all-levels`` runs them all). Then: mail delivery, idle CPU, the raw
 bound (bench/rawbound.py), a JSON file and a PNG plot in ``<run dir>/bench/``.
 """
@@ -179,7 +180,7 @@ async def bench(args: argparse.Namespace, plat: Platform) -> dict[str, Any]:
             if profiler:
                 profiler.print_top()
             sustained = (summary["closed"] == summary["trades"]
-                         and summary["completed_per_s"] >= 0.9 * summary["offered_per_s"])
+                         and summary["completed_per_s"] >= 0.8 * summary["offered_per_s"])
             if not sustained and not args.all_levels:
                 print("  not sustained: no higher level")
                 break
@@ -236,12 +237,12 @@ def print_summary(result: dict[str, Any]) -> None:
     for level in result["levels"]:
         print_level(level)
     raw = result["raw_bound"]
-    print(f"\nraw bound ({raw['trades']} trades of the level at "
-          f"{result['levels'][raw['level']]['offered_per_s']}/s): "
-          f"{sum(round(m * raw['trades']) for m, _ in raw['per_topic'].values())} messages "
-          f"({raw['message_bytes']} bytes) through {raw['per_topic']} (per trade, consumer groups) "
-          f"with aiokafka in {raw['kafka_s']} s + {raw['writes']} single-document writes with "
-          f"PyMongo async in {raw['mongodb_s']} s = {raw['trades_per_s']} trades/s")
+    topics = ", ".join(f"{topic} {per_trade:g} x {groups} groups"
+                       for topic, (per_trade, groups) in raw["per_topic"].items())
+    print(f"\nraw bound, {raw['trades']} trades as at {result['levels'][raw['level']]['offered_per_s']}/s "
+          f"(messages per trade x consumer groups: {topics}; {raw['message_bytes']} bytes): "
+          f"aiokafka {raw['kafka_s']} s + {raw['writes']} single-document writes with PyMongo "
+          f"async {raw['mongodb_s']} s = {raw['trades_per_s']} trades/s")
     best = result["best_completed_per_s"]
     print(f"platform {best} trades/s (best level with every trade closed) / raw bound "
           f"{raw['trades_per_s']} trades/s = {result['platform_over_raw']}")

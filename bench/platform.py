@@ -107,6 +107,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Time the process's threads were runnable but waiting for a CPU (schedstat field 2)."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass  # the thread ended meanwhile
+    return waited / 1e9
+
+
+def cpu_pressure_seconds() -> float | None:
+    """Time in which some runnable task of the machine waited for a CPU (Linux PSI)."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+    return int(some.rpartition("total=")[2]) / 1e6
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * PAGE_MIB
@@ -118,6 +138,8 @@ class Window:
 
     meter: Meter
     began: dict[str, float]
+    waited: dict[str, float]
+    pressure: float | None
     wall: float = field(default_factory=time.monotonic)
     peak_rss: dict[str, float] = field(default_factory=dict)
 
@@ -125,10 +147,14 @@ class Window:
         self.meter.sample()
         self.meter.windows.remove(self)
         wall = time.monotonic() - self.wall
-        ended = self.meter.cpu()
-        return {"wall_s": round(wall, 2), "processes": {
+        ended, waited, pressure = self.meter.cpu(), self.meter.run_queue(), cpu_pressure_seconds()
+        return {"wall_s": round(wall, 2),
+                "cpu_pressure_pct": None if pressure is None or self.pressure is None
+                else min(100.0, round(100 * (pressure - self.pressure) / wall, 1)),
+                "processes": {
             name: {"cpu_s": round(ended[name] - began, 2),
                    "cpu_pct_of_core": round(100 * (ended[name] - began) / wall, 1),
+                   "run_queue_wait_s": round(waited.get(name, 0.0) - self.waited.get(name, 0.0), 2),
                    "peak_rss_mib": round(self.peak_rss.get(name, 0.0), 1)}
             for name, began in self.began.items() if name in ended}}
 
@@ -151,6 +177,15 @@ class Meter:
                 pass  # the process ended; its figures stop at its last sample
         return seen
 
+    def run_queue(self) -> dict[str, float]:
+        seen = {}
+        for name, pid in self.pids.items():
+            try:
+                seen[name] = run_queue_seconds(pid)
+            except OSError:
+                pass
+        return seen
+
     def sample(self) -> None:
         for name, pid in self.pids.items():
             try:
@@ -161,7 +196,7 @@ class Meter:
                 window.peak_rss[name] = max(window.peak_rss.get(name, 0.0), rss)
 
     def window(self) -> Window:
-        window = Window(self, self.cpu())
+        window = Window(self, self.cpu(), self.run_queue(), cpu_pressure_seconds())
         self.windows.append(window)
         self.sample()
         return window

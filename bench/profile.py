@@ -43,19 +43,50 @@ class Profiler:
         await asyncio.gather(*(proc.wait() for proc in self._procs.values()))
         self._procs.clear()
 
-    def print_top(self, top: int = 6) -> None:
-        print(f"    profile (py-spy, self time; stacks in {self.folder}):")
+    def print_top(self, top: int = 5) -> None:
+        """Per service: how busy it was, the libraries its busy samples ended in, and the
+        project's functions that were on the stack most often (inclusive)."""
+        print(f"    profile (py-spy at {self.rate} Hz; stacks in {self.folder}):")
         for name in self.pids:
-            own: Counter[str] = Counter()
             try:
                 lines = self.output(name).read_text().splitlines()
             except OSError:
                 print(f"      {name}: no profile")
                 continue
-            for line in lines:
-                stack, _, count = line.rpartition(" ")
-                if stack and count.isdigit():
-                    own[stack.rpartition(";")[2]] += int(count)
-            total = sum(own.values()) or 1
-            hot = "; ".join(f"{100 * n / total:.0f}% {frame}" for frame, n in own.most_common(top))
-            print(f"      {name} ({total} samples): {hot}")
+            busy, idle, by_library, project = _tally(lines)
+            total = busy or 1
+            libraries = ", ".join(f"{lib} {100 * n / total:.0f}%" for lib, n in by_library.most_common(top))
+            functions = ", ".join(f"{fn} {100 * n / total:.0f}%" for fn, n in project.most_common(top))
+            print(f"      {name}: busy in {100 * busy / max(1, busy + idle):.0f}% of samples; "
+                  f"by library: {libraries}\n        on the stack: {functions}")
+
+
+# Where a sampled thread waits rather than works: the event loop's poll, a worker thread's wait.
+IDLE_PLACES = ("selectors.py", "threading.py", "concurrent/futures/thread.py", "queue.py")
+ENTRY = ("<module>", "serve", "run", "Server.run", "asyncio_run")
+
+
+def _tally(lines: list[str]) -> tuple[int, int, Counter[str], Counter[str]]:
+    busy = idle = 0
+    by_library: Counter[str] = Counter()
+    project: Counter[str] = Counter()
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not (stack and count.isdigit()):
+            continue
+        frames = stack.split(";")
+        if frames[-1].partition(" (")[2].startswith(IDLE_PLACES):
+            idle += int(count)
+            continue
+        busy += int(count)
+        by_library[_library(frames[-1])] += int(count)
+        names = {f.partition(" (")[0] for f in frames if f.partition(" (")[2].startswith(("services/", "shared/"))}
+        for function in names - set(ENTRY):
+            project[function] += int(count)
+    return busy, idle, by_library, project
+
+
+def _library(frame: str) -> str:
+    """``name (aiokafka/conn.py:12)`` -> ``aiokafka``; the standard library by module."""
+    path = frame.partition(" (")[2]
+    return path.split("/")[0].removesuffix(".py").split(":")[0] or "?"

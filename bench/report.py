@@ -96,9 +96,12 @@ def print_level(level: dict[str, Any], complete: bool = True) -> None:
 
 
 def print_usage(usage: dict[str, Any], indent: str) -> None:
-    cells = [f"{name} {p['cpu_s']:.1f}s/{p['peak_rss_mib']:.0f}M"
+    cells = [f"{name} {p['cpu_s']:.1f}/{p['run_queue_wait_s']:.1f}/{p['peak_rss_mib']:.0f}M"
              for name, p in usage["processes"].items()]
-    print(f"{indent}CPU s / peak RSS over {usage['wall_s']:.0f} s: " + ", ".join(cells))
+    pressure = usage.get("cpu_pressure_pct")
+    print(f"{indent}CPU s / waiting for a CPU s / peak RSS over {usage['wall_s']:.0f} s"
+          + (f" (machine: a task waited for a CPU {pressure:.0f}% of the time)" if pressure is not None else "")
+          + ": " + ", ".join(cells))
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:

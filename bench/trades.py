@@ -121,7 +121,7 @@ async def settle_mails(observer: Observer, orders: set[str], expected: int, time
     return loop.time() - began
 
 
-def raw_bound_inputs(observer: Observer, orders: set[str], trades: int) -> dict[str, Any]:
+def raw_bound_inputs(observer: Observer, orders: set[str], trades: int, mails_per_trade: int) -> dict[str, Any]:
     messages: Counter[str] = Counter()
     sizes: list[int] = []
     for order in orders:
@@ -129,12 +129,11 @@ def raw_bound_inputs(observer: Observer, orders: set[str], trades: int) -> dict[
             messages[seen.event_type.split(".")[0]] += 1
             sizes.append(seen.size)
     consumed: Counter[str] = Counter(h.event_type.split(".")[0] for h in observer.hops if h.order_id in orders)
-    mails = sum(1 for m in observer.mails if m.order_id in orders)
     per_topic = {topic: (count / trades, max(1, round(consumed[topic] / count)))
                  for topic, count in messages.items()}
     return {"trades": trades, "per_topic": per_topic,
             "message_bytes": round(sum(sizes) / max(1, len(sizes))),
-            "writes": sum(consumed.values()) + mails + COMMANDS_PER_TRADE * trades}
+            "writes": sum(consumed.values()) + (mails_per_trade + COMMANDS_PER_TRADE) * trades}
 
 
 async def remove_run(bootstrap: str, mongodb_url: str, prefix: str) -> None:
@@ -210,17 +209,17 @@ async def bench(args: argparse.Namespace, plat: Platform) -> dict[str, Any]:
         result["levels"].append(summarise_level(
             rate, args.seconds, trades, [h for h in observer.hops if h.order_id in ids],
             [m for m in observer.mails if m.order_id in ids], usage))
-    result["raw_inputs"] = _raw_inputs(result["levels"], levels, observer)
+    result["raw_inputs"] = _raw_inputs(result["levels"], levels, observer, expected_mails)
     return result
 
 
 def _raw_inputs(summaries: list[dict], levels: list[tuple[float, list[Trade], dict]],
-                observer: Observer) -> dict[str, Any]:
+                observer: Observer, mails_per_trade: int) -> dict[str, Any]:
     """From the level with the best complete throughput (else the best of any)."""
     complete = [i for i, s in enumerate(summaries) if s["closed"] == s["trades"]] or range(len(summaries))
     best = max(complete, key=lambda i: summaries[i]["completed_per_s"])
     closed = {t.order_id for t in levels[best][1] if t.closed_at}
-    return {"level": best, **raw_bound_inputs(observer, closed, max(1, len(closed)))}
+    return {"level": best, **raw_bound_inputs(observer, closed, max(1, len(closed)), mails_per_trade)}
 
 
 async def raw_bound(plat: Platform, inputs: dict[str, Any]) -> dict[str, Any]:

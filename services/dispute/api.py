@@ -22,14 +22,9 @@ from services.dispute.attachments import (
     MAX_ATTACHMENT_BYTES,
     Upload,
 )
-from services.dispute.domain import (
-    MAX_ATTACHMENTS_PER_DISPUTE,
-    MAX_LINKS_PER_DISPUTE,
-    BuyerProtection,
-    Dispute,
-    ProtectionStatus,
-)
+from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
+from services.dispute.negotiation import MAX_ATTACHMENTS_PER_DISPUTE, MAX_LINKS_PER_DISPUTE, Dispute
 
 
 
@@ -48,22 +43,30 @@ class AttachmentUpload(BaseModel):
     note: Note | None = None
 
 
-class OpenDispute(BaseModel):
-    reason: DisputeReason
-    requested: RequestedOutcome
-    amount: int | None = Field(default=None, description="minor units; required for a partial "
-                               "refund (above zero, below what was paid); a full refund is what "
-                               "was paid")
-    description: Statement
+class WithEvidence(BaseModel):
     evidence: list[Annotated[LinkEvidence | AttachmentUpload, Field(discriminator="kind")]] = Field(
         default=[], max_length=MAX_ATTACHMENTS_PER_DISPUTE + MAX_LINKS_PER_DISPUTE,
-        description=f"links and/or attachments (at most {MAX_ATTACHMENTS_PER_DISPUTE} attachments)")
+        description=f"links and/or attachments (at most {MAX_ATTACHMENTS_PER_DISPUTE} "
+                    "attachments per dispute, counting every statement's)")
 
     def evidence_items(self) -> list[Evidence | Upload]:
         return [Evidence(kind="link", url=str(e.url), note=e.note) if isinstance(e, LinkEvidence)
                 else Upload(filename=e.filename, content_type=e.content_type,
                             data_base64=e.data_base64, note=e.note)
                 for e in self.evidence]
+
+
+class OpenDispute(WithEvidence):
+    reason: DisputeReason
+    requested: RequestedOutcome
+    amount: int | None = Field(default=None, description="minor units; required for a partial "
+                               "refund (above zero, below what was paid); a full refund is what "
+                               "was paid")
+    description: Statement
+
+
+class AddStatement(WithEvidence):
+    text: Statement = Field(description="your side of the story")
 
 
 class AnswerDispute(BaseModel):
@@ -173,6 +176,16 @@ def router(service: DisputeService) -> APIRouter:
             "x-content-type-options": "nosniff",
             "etag": f'"{file.sha256}"',
         })
+
+    @api.post("/orders/{order_id}/dispute/statements", status_code=201,
+              response_model=DisputeView, tags=["disputes"],
+              summary="Buyer or supplier adds a statement and evidence to the open dispute",
+              description="While the dispute is open or escalated; the agent sees every "
+                          "statement. The same statement sent again is added once.")
+    async def add_statement(order_id: str, body: AddStatement, actor: CurrentActor,
+                            request: Request) -> DisputeView:
+        return DisputeView.of(await service.add_statement(
+            actor, order_id, body.text, body.evidence_items(), correlation_id(request)))
 
     @api.post("/orders/{order_id}/dispute/answer", response_model=DisputeView, tags=["disputes"],
               summary="Supplier accepts, rejects or makes a counter-offer")

@@ -14,12 +14,14 @@ window lasts. The other rules chosen where the product spec is silent are in REA
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, computed_field
+from pydantic import computed_field
 
 from shared.contracts.events import (
     DisputeAnswer,
@@ -28,16 +30,25 @@ from shared.contracts.events import (
     DisputeEscalated,
     DisputeOpened,
     DisputeResolved,
+    DisputeStatementAdded,
     DisputeWithdrawn,
     ReceiptAutoConfirmSoon,
     ReceiptConfirmed,
 )
-from shared.contracts.money import Money
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.aggregate import Aggregate
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+from services.dispute.negotiation import (
+    ACTIVE,
+    Dispute,
+    DisputeStatus,
+    OrderContext,
+    Statement,
+    check_evidence,
+    disputed_amount,
+)
 
 RECEIPT_REMINDER = "receipt_reminder"
 RECEIPT_AUTO_CONFIRM = "receipt_auto_confirm"
@@ -46,10 +57,6 @@ ANSWER_DUE = "dispute_answer_due"
 AUTO_ESCALATE = "dispute_auto_escalate"
 RECEIPT_DEADLINES = (RECEIPT_REMINDER, RECEIPT_AUTO_CONFIRM)
 DISPUTE_DEADLINES = (ANSWER_REMINDER, ANSWER_DUE, AUTO_ESCALATE)
-
-MAX_ATTACHMENTS_PER_DISPUTE = 10
-MAX_LINKS_PER_DISPUTE = 20
-
 
 @dataclass(frozen=True)
 class Periods:
@@ -78,56 +85,19 @@ class ProtectionStatus(StrEnum):
     CLOSED = "closed"
 
 
-class DisputeStatus(StrEnum):
-    OPEN = "open"
-    ESCALATED = "escalated"
-    RESOLVED = "resolved"
-    WITHDRAWN = "withdrawn"
-
-
-ACTIVE = (DisputeStatus.OPEN, DisputeStatus.ESCALATED)
-
-
-class Resolution(BaseModel):
-    outcome: DisputeOutcome
-    refund_amount: int
-    decided_by: Literal["agreement", "agent"]
-    agent_id: str | None = None
-    reason: str = ""
-    resolved_at: datetime
-
-
-class Dispute(BaseModel):
-    dispute_id: str
-    status: DisputeStatus
-    reason: DisputeReason
-    requested: RequestedOutcome
-    disputed_amount: int
-    description: str
-    evidence: list[Evidence]
-    opened_at: datetime
-    answer_due_at: datetime
-    auto_escalate_at: datetime
-    answer: DisputeAnswer | None = None
-    counter_amount: int | None = None
-    answer_message: str = ""
-    answered_at: datetime | None = None
-    escalated_at: datetime | None = None
-    escalated_by: str | None = None
-    resolution: Resolution | None = None
-    withdrawn_at: datetime | None = None
-
-    @property
-    def counter_offer_stands(self) -> bool:
-        return self.status is DisputeStatus.OPEN and self.answer is DisputeAnswer.COUNTER_OFFER
-
-
 def clocks_start(ship_date: date, submitted_at: datetime) -> datetime:
     """The later of the stated ship date (from its 00:00 UTC) and the proof's submission,
     when that came on a later day."""
     if submitted_at.date() <= ship_date:
         return start_of_day(ship_date)
     return submitted_at
+
+
+def _statement_id(dispute_id: str, party_id: str, text: str, evidence: list[Evidence]) -> str:
+    """Derived from the content, so a retried request adds the statement once."""
+    content = "\x00".join([dispute_id, party_id, text,
+                            *(e.model_dump_json() for e in evidence)])
+    return f"stm_{hashlib.sha256(content.encode()).hexdigest()[:24]}"
 
 
 class BuyerProtection(Aggregate):
@@ -245,7 +215,7 @@ class BuyerProtection(Aggregate):
         self._require(actor, Role.BUYER, doing="open a dispute")
         self.run_due_deadlines(now)
         if self.dispute is not None and self.dispute.status is not DisputeStatus.WITHDRAWN:
-            if self.dispute.status is DisputeStatus.OPEN and self._same_dispute(
+            if self.dispute.status is DisputeStatus.OPEN and self.dispute.same_opening(
                     reason, requested, amount, description):
                 return
             if self.dispute.status is DisputeStatus.RESOLVED:
@@ -266,10 +236,11 @@ class BuyerProtection(Aggregate):
             raise DomainError(f"too early: a dispute can be opened from "
                               f"{self.dispute_opens_at:%Y-%m-%d %H:%M} UTC (after the ship date "
                               f"{self.ship_date.isoformat()}); until then, message the supplier")
-        if self.paid_amount is None or self.currency is None:
+        if self.paid_amount is None or self.held_amount is None or self.currency is None:
             raise DomainError("the payment of this order is not recorded yet; try again shortly")
-        disputed = self._disputed_amount(requested, amount)
-        self._check_evidence(evidence)
+        disputed = disputed_amount(requested, amount, held=self.held_amount,
+                                   paid=self.paid_amount, currency=self.currency)
+        check_evidence(evidence)
         assert self.auto_confirm_at is not None
         self.auto_confirm_remaining = self.auto_confirm_at - now
         self.auto_confirm_at = None
@@ -291,70 +262,13 @@ class BuyerProtection(Aggregate):
             requested=requested, disputed_amount=disputed, currency=self.currency,
             description=description, evidence=evidence, answer_due_at=answer_due_at), now)
 
-    def _disputed_amount(self, requested: RequestedOutcome, amount: int | None) -> int:
-        """A full refund disputes all that is still in escrow: what was paid, or after a
-        withdrawn partial-refund dispute, the part that was not released then."""
-        assert self.held_amount is not None and self.currency is not None
-        held = self._money(self.held_amount)
-        whole = "was paid" if self.held_amount == self.paid_amount else "is still in escrow"
-        if requested is RequestedOutcome.FULL_REFUND:
-            if amount is not None and amount != self.held_amount:
-                noun = ("the paid amount" if self.held_amount == self.paid_amount
-                        else "what is still in escrow")
-                raise InvalidRequest(f"a full refund is {noun} ({held}); leave the amount out, "
-                                     "or request a partial refund", field="amount")
-            return self.held_amount
-        if amount is None:
-            raise InvalidRequest("a partial refund needs the amount you want back", field="amount")
-        if amount <= 0:
-            raise InvalidRequest("the amount must be above zero", field="amount")
-        if amount > self.held_amount:
-            raise InvalidRequest(f"the amount is more than {whole} ({held})", field="amount")
-        if amount == self.held_amount:
-            raise InvalidRequest(f"that is everything that {whole} ({held}); request a full "
-                                 "refund instead", field="amount")
-        return amount
-
-    @staticmethod
-    def _check_evidence(evidence: list[Evidence]) -> None:
-        attachments = sum(1 for e in evidence if e.kind == "attachment")
-        if attachments > MAX_ATTACHMENTS_PER_DISPUTE:
-            raise InvalidRequest(f"at most {MAX_ATTACHMENTS_PER_DISPUTE} attachments per dispute",
-                                 field="evidence")
-        if len(evidence) - attachments > MAX_LINKS_PER_DISPUTE:
-            raise InvalidRequest(f"at most {MAX_LINKS_PER_DISPUTE} links per dispute",
-                                 field="evidence")
-
-    def _same_dispute(self, reason: DisputeReason, requested: RequestedOutcome,
-                      amount: int | None, description: str) -> bool:
-        d = self.dispute
-        assert d is not None
-        return (d.reason, d.requested, d.description) == (reason, requested, description) and (
-            amount is None or amount == d.disputed_amount)
-
     def answer_dispute(self, actor: Actor, answer: DisputeAnswer, counter_amount: int | None,
                        message: str, now: datetime, *, periods: Periods) -> None:
         self._require(actor, Role.SUPPLIER, doing="answer the dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
-        if dispute.answer is answer and dispute.counter_amount == counter_amount:
+        if not dispute.take_answer(answer, counter_amount, message, now, self._context()):
             return
-        if answer is DisputeAnswer.COUNTER_OFFER:
-            if counter_amount is None:
-                raise InvalidRequest("a counter-offer needs the amount you offer to refund",
-                                     field="amount")
-            if not 0 < counter_amount < dispute.disputed_amount:
-                raise InvalidRequest(f"a counter-offer must be above zero and below the disputed "
-                                     f"amount ({self._money(dispute.disputed_amount)})",
-                                     field="amount")
-        elif counter_amount is not None:
-            raise InvalidRequest("only a counter-offer carries an amount", field="amount")
-        self._require_negotiating(dispute, "answer the dispute")
-        if dispute.answer is not None and answer is not DisputeAnswer.ACCEPT:
-            raise DomainError(f"you already answered '{dispute.answer}'; you may still accept the "
-                              "buyer's request, otherwise the buyer accepts, withdraws or escalates")
-        dispute.answer, dispute.counter_amount = answer, counter_amount
-        dispute.answer_message, dispute.answered_at = message, now
         self._drop(ANSWER_REMINDER, ANSWER_DUE)
         self.record(DisputeAnswered(order_id=self.order_id, parties=self.parties,
                                     dispute_id=dispute.dispute_id, answer=answer,
@@ -369,28 +283,37 @@ class BuyerProtection(Aggregate):
                                            now + periods.auto_escalate_after)
             self.deadlines[AUTO_ESCALATE] = dispute.auto_escalate_at
 
+    def add_statement(self, actor: Actor, text: str, evidence: list[Evidence],
+                      now: datetime) -> None:
+        """Either party argues its side while the dispute is open or escalated; the agent
+        sees every statement. The same statement sent again is a no-op."""
+        role = self._require(actor, Role.BUYER, Role.SUPPLIER, doing="add to the dispute")
+        self.run_due_deadlines(now)
+        dispute = self._dispute()
+        statement = Statement(
+            statement_id=_statement_id(dispute.dispute_id, actor.party_id, text, evidence),
+            at=now, author_role=role, author_party_id=actor.party_id, text=text,
+            evidence=evidence)
+        if not dispute.add_statement(statement, self._context()):
+            return
+        self.record(DisputeStatementAdded(
+            order_id=self.order_id, parties=self.parties, dispute_id=dispute.dispute_id,
+            statement_id=statement.statement_id, author_role=role,
+            author_party_id=actor.party_id, text=text, evidence=evidence), now)
+
     def accept_counter_offer(self, actor: Actor, now: datetime) -> None:
         self._require(actor, Role.BUYER, doing="accept a counter-offer")
         self.run_due_deadlines(now)
-        dispute = self._dispute()
-        resolution = dispute.resolution
-        if (resolution is not None and resolution.decided_by == "agreement"
-                and dispute.answer is DisputeAnswer.COUNTER_OFFER):
-            return
-        self._require_negotiating(dispute, "accept a counter-offer")
-        if not dispute.counter_offer_stands:
-            raise DomainError("the supplier has made no counter-offer to accept")
-        assert dispute.counter_amount is not None
-        self._resolve(DisputeOutcome.PARTIAL_REFUND, dispute.counter_amount, "agreement", now)
+        amount = self._dispute().counter_offer_to_accept(self._context())
+        if amount is not None:
+            self._resolve(DisputeOutcome.PARTIAL_REFUND, amount, "agreement", now)
 
     def withdraw_dispute(self, actor: Actor, now: datetime, *, periods: Periods) -> None:
         self._require(actor, Role.BUYER, doing="withdraw the dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
-        if dispute.status is DisputeStatus.WITHDRAWN:
+        if not dispute.withdraw(now, self._context()):
             return
-        self._require_active(dispute, "withdraw the dispute")
-        dispute.status, dispute.withdrawn_at = DisputeStatus.WITHDRAWN, now
         self._drop(*DISPUTE_DEADLINES)
         remaining = self.auto_confirm_remaining
         assert remaining is not None
@@ -402,20 +325,12 @@ class BuyerProtection(Aggregate):
     def escalate_dispute(self, actor: Actor, now: datetime) -> None:
         role = self._require(actor, Role.BUYER, Role.SUPPLIER, doing="escalate the dispute")
         self.run_due_deadlines(now)
-        dispute = self._dispute()
-        if dispute.status is DisputeStatus.ESCALATED:
-            return
-        self._require_negotiating(dispute, "escalate the dispute")
-        if dispute.answer is None and now < dispute.answer_due_at:
-            raise DomainError(f"the supplier has until {dispute.answer_due_at:%Y-%m-%d %H:%M} UTC "
-                              "to answer; the dispute can be escalated after a reject, while a "
-                              "counter-offer stands, or once that deadline has passed")
-        self._escalate(role, now)
+        if self._dispute().may_escalate(now, self._context()):
+            self._escalate(role, now)
 
     def _escalate(self, by: Role | Literal["automatic"], now: datetime) -> None:
         dispute = self._dispute()
-        dispute.status, dispute.escalated_at, dispute.escalated_by = (
-            DisputeStatus.ESCALATED, now, str(by))
+        dispute.escalate(by, now)
         self._drop(*DISPUTE_DEADLINES)
         self.record(DisputeEscalated(order_id=self.order_id, parties=self.parties,
                                      dispute_id=dispute.dispute_id, escalated_by=by), now)
@@ -425,42 +340,24 @@ class BuyerProtection(Aggregate):
         self._require(actor, Role.AGENT, doing="decide a dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
-        refund = self._decided_refund(dispute, outcome, refund_amount)
-        resolution = dispute.resolution
-        if (resolution is not None and resolution.decided_by == "agent"
-                and (resolution.outcome, resolution.refund_amount) == (outcome, refund)):
+        assert self.currency is not None
+        refund = dispute.decided_refund(outcome, refund_amount, self.currency)
+        if dispute.repeats_decision(outcome, refund):
             return
         if not reason.strip():
             raise InvalidRequest("give the reason for the decision", field="reason")
-        self._require_active(dispute, "decide the dispute")
+        dispute.require_active("decide the dispute", self._context())
         if dispute.status is not DisputeStatus.ESCALATED:
             raise DomainError("the dispute has not been escalated; the buyer and supplier are "
                               "still negotiating")
         self._resolve(outcome, refund, "agent", now, agent_id=actor.party_id, reason=reason)
-
-    def _decided_refund(self, dispute: Dispute, outcome: DisputeOutcome,
-                        refund_amount: int | None) -> int:
-        held = dispute.disputed_amount
-        if outcome is DisputeOutcome.PARTIAL_REFUND:
-            if refund_amount is None or not 0 < refund_amount < held:
-                raise InvalidRequest(f"a partial refund must be above zero and below the disputed "
-                                     f"amount ({self._money(held)})", field="refund_amount")
-            return refund_amount
-        refund = held if outcome is DisputeOutcome.FULL_REFUND else 0
-        if refund_amount is not None and refund_amount != refund:
-            raise InvalidRequest(f"a {outcome} refunds {self._money(refund)}; leave "
-                                 "refund_amount out",
-                                 field="refund_amount")
-        return refund
 
     def _resolve(self, outcome: DisputeOutcome, refund: int,
                  decided_by: Literal["agreement", "agent"], now: datetime, *,
                  agent_id: str | None = None, reason: str = "") -> None:
         dispute = self._dispute()
         assert self.currency is not None
-        dispute.status = DisputeStatus.RESOLVED
-        dispute.resolution = Resolution(outcome=outcome, refund_amount=refund, decided_by=decided_by,
-                                        agent_id=agent_id, reason=reason, resolved_at=now)
+        dispute.resolve(outcome, refund, decided_by, now, agent_id=agent_id, reason=reason)
         self.auto_confirm_remaining = None
         self._drop(*DISPUTE_DEADLINES)
         self.record(DisputeResolved(order_id=self.order_id, parties=self.parties,
@@ -499,6 +396,11 @@ class BuyerProtection(Aggregate):
     def may_read(self, actor: Actor) -> bool:
         return actor.may_read(self.parties)
 
+    def has_evidence(self, attachment_id: str) -> bool:
+        """Whether a file is evidence in one of the order's disputes."""
+        disputes = self.withdrawn_disputes + ([self.dispute] if self.dispute else [])
+        return any(e.attachment_id == attachment_id for d in disputes for e in d.all_evidence)
+
     def _require(self, actor: Actor, *roles: Role, doing: str) -> Role:
         """The role in which the actor acts on this order, if it is one of ``roles``."""
         for role in roles:
@@ -522,28 +424,10 @@ class BuyerProtection(Aggregate):
             raise DomainError("this order has no dispute")
         return self.dispute
 
-    def _require_active(self, dispute: Dispute, doing: str) -> None:
-        if dispute.status is DisputeStatus.RESOLVED:
-            assert dispute.resolution is not None
-            by = ("by agreement" if dispute.resolution.decided_by == "agreement"
-                  else "by customer service")
-            raise DomainError(f"cannot {doing}: the dispute was decided {by} "
-                              f"({dispute.resolution.outcome}, refund "
-                              f"{self._money(dispute.resolution.refund_amount)}); "
-                              "the decision is final")
-        if dispute.status is DisputeStatus.WITHDRAWN:
-            raise DomainError(f"cannot {doing}: the buyer withdrew the dispute")
-        self._require_open(doing)
-
-    def _require_negotiating(self, dispute: Dispute, doing: str) -> None:
-        self._require_active(dispute, doing)
-        if dispute.status is DisputeStatus.ESCALATED:
-            raise DomainError(f"cannot {doing}: the dispute was escalated to customer service "
-                              f"({dispute.escalated_by}) and an agent decides it now")
-
-    def _money(self, amount: int) -> str:
+    def _context(self) -> OrderContext:
         assert self.currency is not None
-        return Money(amount=amount, currency=self.currency).display()
+        return OrderContext(currency=self.currency,
+                            closed_because=self.closed_because if self.closed_at else None)
 
     def _drop(self, *kinds: str) -> None:
         for kind in kinds:

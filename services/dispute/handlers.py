@@ -27,7 +27,8 @@ from services.dispute.attachments import (
     Upload,
     decode_attachment,
 )
-from services.dispute.domain import BuyerProtection, Dispute, ProtectionStatus
+from services.dispute.domain import BuyerProtection, ProtectionStatus
+from services.dispute.negotiation import Dispute
 from services.dispute.settings import DisputeSettings
 
 Change = Callable[[BuyerProtection, datetime], None]
@@ -60,7 +61,21 @@ class DisputeService:
                            requested: RequestedOutcome, amount: int | None, description: str,
                            evidence: list[Evidence | Upload],
                            correlation_id: str | None = None) -> BuyerProtection:
-        """Files are checked, then the opening is tried on the current state, and only if it
+        dispute_id = f"dsp_{uuid.uuid4().hex[:24]}"
+        return await self._with_evidence(actor, order_id, evidence, lambda p, at, items: (
+            p.open_dispute(actor, dispute_id, reason, requested, amount, description, items, at,
+                           periods=self.periods)), correlation_id)
+
+    async def add_statement(self, actor: Actor, order_id: str, text: str,
+                            evidence: list[Evidence | Upload],
+                            correlation_id: str | None = None) -> BuyerProtection:
+        return await self._with_evidence(actor, order_id, evidence, lambda p, at, items: (
+            p.add_statement(actor, text, items, at)), correlation_id)
+
+    async def _with_evidence(self, actor: Actor, order_id: str, evidence: list[Evidence | Upload],
+                             change: Callable[[BuyerProtection, datetime, list[Evidence]], None],
+                             correlation_id: str | None) -> BuyerProtection:
+        """Files are checked, then the change is tried on the current state, and only if it
         would be accepted are the files stored, before the dispute that references them."""
         now = self.runner.clock.now()
         files: list[Attachment] = []
@@ -72,17 +87,15 @@ class DisputeService:
                 items.append(files[-1].evidence())
             else:
                 items.append(item)
-        dispute_id = f"dsp_{uuid.uuid4().hex[:24]}"
 
-        def open_(p: BuyerProtection, at: datetime) -> None:
-            p.open_dispute(actor, dispute_id, reason, requested, amount, description, items, at,
-                           periods=self.periods)
+        def apply(p: BuyerProtection, at: datetime) -> None:
+            change(p, at, items)
 
         if files:
-            open_(await self._load(order_id), now)
+            apply(await self._load(order_id), now)
             for file in files:
                 await self.attachments.save(file)
-        return await self._act(order_id, open_, correlation_id)
+        return await self._act(order_id, apply, correlation_id)
 
     async def answer_dispute(self, actor: Actor, order_id: str, answer: DisputeAnswer,
                              amount: int | None, message: str,
@@ -137,10 +150,10 @@ class DisputeService:
         return protection, protection.dispute
 
     async def attachment(self, actor: Actor, order_id: str, attachment_id: str) -> Attachment:
-        """Only files that are evidence of the order's dispute are served."""
-        _, dispute = await self.get_dispute(actor, order_id)
+        """Only files that are evidence in the order's disputes are served."""
+        protection, _ = await self.get_dispute(actor, order_id)
         file = None
-        if any(e.attachment_id == attachment_id for e in dispute.evidence):
+        if protection.has_evidence(attachment_id):
             file = await self.attachments.load(attachment_id)
         if file is None or file.order_id != order_id:
             raise NotFound(f"the dispute of order {order_id} has no attachment {attachment_id}")

@@ -62,6 +62,8 @@ STEPS: dict[type[TradeEvent], Step] = {
     ev.DisputeOpened: Step("dispute_opened", BOTH, t.dispute_opened),
     ev.DisputeAnswered: Step("dispute_answered", BOTH, t.dispute_answered),
     ev.DisputeAnswerDueSoon: Step("dispute_answer_due_soon", BOTH, t.dispute_answer_due_soon),
+    ev.DisputeStatementAdded: Step("dispute_statement_added", BOTH, t.dispute_statement_added,
+                                   except_author=True),
     ev.DisputeWithdrawn: Step("dispute_withdrawn", BOTH, t.dispute_withdrawn),
     ev.DisputeEscalated: Step("dispute_escalated", (*BOTH, CUSTOMER_SERVICE), t.dispute_escalated),
     ev.DisputeResolved: Step("dispute_resolved", BOTH, t.dispute_resolved),

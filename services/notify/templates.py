@@ -19,6 +19,7 @@ from shared.contracts.events import (
     DisputeEscalated,
     DisputeOpened,
     DisputeResolved,
+    DisputeStatementAdded,
     DisputeWithdrawn,
     EscrowFunded,
     EscrowOpened,
@@ -518,6 +519,18 @@ def dispute_answer_due_soon(m: MailContext) -> Content:
         [f"{m.supplier} has not yet answered your dispute."], facts,
         next_step=f"If there is no answer by {when(e.answer_due_at)}, the dispute can be "
                   "escalated to customer service.")
+
+
+def dispute_statement_added(m: MailContext) -> Content:
+    e: DisputeStatementAdded = m.event
+    author = m.buyer if e.author_role == "buyer" else m.supplier
+    facts = [_order(m), ("Dispute", e.dispute_id)]
+    if e.evidence:
+        facts.append(("Evidence added", str(len(e.evidence))))
+    return Content(f"{author} added to the dispute", [f"{author} added a statement:"], facts,
+                   quote=e.text,
+                   next_step="Read it with its evidence on the dispute page and add your own "
+                             "side there; customer service sees everything both parties add.")
 
 
 def dispute_withdrawn(m: MailContext) -> Content:

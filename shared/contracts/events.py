@@ -302,6 +302,18 @@ class DisputeAnswerDueSoon(DisputeEvent):
     answer_due_at: AwareDatetime
 
 
+class DisputeStatementAdded(DisputeEvent):
+    """Buyer or supplier added a statement, and maybe evidence, to the open dispute."""
+
+    event_type = "dispute.statement_added"
+    dispute_id: str
+    statement_id: str
+    author_role: Role
+    author_party_id: str
+    text: str = Field(min_length=1, max_length=5000)
+    evidence: list[Evidence] = []
+
+
 class DisputeWithdrawn(DisputeEvent):
     """The buyer withdrew the dispute; the receipt clock runs again."""
 

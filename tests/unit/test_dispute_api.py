@@ -155,3 +155,52 @@ async def test_a_link_must_be_http(api):
                           json={**DISPUTE, "evidence": [{"kind": "link", "url": "javascript:x"}]},
                           headers=tokens["buyer"])
     assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("evidence.0")
+
+
+async def test_both_parties_argue_the_dispute_and_the_agent_sees_it_all(api):
+    """Issue 9.5: statements and evidence from either side, in the queue and the history."""
+    client, clock, tokens = api
+    clock.advance(OPENS_AT - clock.now())
+    await client.post("/orders/ord-1/dispute", json=DISPUTE, headers=tokens["buyer"])
+    r = await client.post("/orders/ord-1/dispute/statements", headers=tokens["supplier"], json={
+        "text": "Packed with foam; see the warehouse photo.",
+        "evidence": [{"kind": "attachment", "filename": "packing.pdf",
+                      "content_type": "application/pdf",
+                      "data_base64": base64.b64encode(PDF).decode()}]})
+    assert r.status_code == 201, r.text
+    [statement] = r.json()["dispute"]["statements"]
+    assert statement["author_role"] == "supplier"
+    await client.post("/orders/ord-1/dispute/answer", json={"answer": "reject"},
+                      headers=tokens["supplier"])
+    await client.post("/orders/ord-1/dispute/escalate", headers=tokens["buyer"])
+    service_for_buyer = {"authorization": "Bearer " + mint_token(
+        DisputeSettings().auth_secret.get_secret_value(), "buyer-1", Role.SERVICE)}
+    r = await client.post("/orders/ord-1/dispute/statements", headers=service_for_buyer,
+                          json={"text": "The foam was wet when it arrived."})
+    assert r.status_code == 201
+    [queued] = (await client.get("/disputes/escalated", headers=tokens["agent"])).json()
+    assert [(s["author_role"], s["text"]) for s in queued["dispute"]["statements"]] == [
+        ("supplier", "Packed with foam; see the warehouse photo."),
+        ("buyer", "The foam was wet when it arrived.")]
+    assert [h["what"] for h in queued["history"]].count("dispute.statement_added") == 2
+    attachment_id = statement["evidence"][0]["attachment_id"]
+    r = await client.get(f"/orders/ord-1/dispute/attachments/{attachment_id}",
+                         headers=tokens["agent"])
+    assert r.status_code == 200 and r.content == PDF
+
+
+async def test_a_statement_needs_an_open_dispute_and_a_party(api):
+    client, clock, tokens = api
+    clock.advance(OPENS_AT - clock.now())
+    statement = {"text": "hello"}
+    r = await client.post("/orders/ord-1/dispute/statements", json=statement,
+                          headers=tokens["buyer"])
+    assert r.status_code == 409 and "no dispute" in r.json()["detail"]
+    await client.post("/orders/ord-1/dispute", json=DISPUTE, headers=tokens["buyer"])
+    r = await client.post("/orders/ord-1/dispute/statements", json=statement,
+                          headers=tokens["agent"])
+    assert r.status_code == 403
+    await client.post("/orders/ord-1/dispute/withdraw", headers=tokens["buyer"])
+    r = await client.post("/orders/ord-1/dispute/statements", json=statement,
+                          headers=tokens["buyer"])
+    assert r.status_code == 409 and "withdrew" in r.json()["detail"]

@@ -25,10 +25,10 @@ from services.dispute.domain import (
     RECEIPT_AUTO_CONFIRM,
     RECEIPT_REMINDER,
     BuyerProtection,
-    DisputeStatus,
     Periods,
     ProtectionStatus,
 )
+from services.dispute.negotiation import DisputeStatus
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
@@ -581,3 +581,37 @@ def test_a_proof_submitted_on_its_ship_date_counts_from_the_start_of_that_day():
     p.record_dispatch(SHIP_DATE, Carrier.DHL, "1234567890", SHIPPED_AT, periods=PERIODS,
                       dispatched_at=SHIPPED_AT)
     assert (p.dispute_opens_at, p.auto_confirm_at) == (OPENS_AT, AUTO_CONFIRM_AT)
+
+
+# --- issue 9.5: statements and evidence from both parties -----------------------------------
+
+
+def test_statements_from_both_parties_while_open_or_escalated_and_a_repeat_is_a_no_op():
+    p = shipped()
+    open_dispute(p)
+    p.pull_events()
+    p.add_statement(SUPPLIER, "we shipped it", [], OPENS_AT + DAY)
+    p.add_statement(SUPPLIER, "we shipped it", [], OPENS_AT + DAY)
+    p.answer_dispute(SUPPLIER, DisputeAnswer.REJECT, None, "", OPENS_AT + DAY, periods=PERIODS)
+    p.escalate_dispute(BUYER, OPENS_AT + 2 * DAY)
+    p.add_statement(Actor(party_id="buyer-1", role=Role.SERVICE), "tracking shows nothing",
+                    [], OPENS_AT + 3 * DAY)
+    assert [(s.author_role, s.text) for s in p.dispute.statements] == [
+        (Role.SUPPLIER, "we shipped it"), (Role.BUYER, "tracking shows nothing")]
+    assert kinds(p) == ["DisputeStatementAdded", "DisputeAnswered", "DisputeEscalated",
+                        "DisputeStatementAdded"]
+    with pytest.raises(NotPermitted):
+        p.add_statement(AGENT, "note", [], OPENS_AT + 3 * DAY)
+    p.decide_dispute(AGENT, DisputeOutcome.RELEASE, None, "shipped", OPENS_AT + 4 * DAY)
+    with pytest.raises(DomainError, match="final"):
+        p.add_statement(BUYER, "but...", [], OPENS_AT + 5 * DAY)
+
+
+def test_evidence_limits_count_every_statement():
+    attachment = Evidence(kind="attachment", attachment_id="att-1", filename="a.png",
+                          content_type="image/png", size_bytes=10)
+    p = shipped()
+    open_dispute(p, evidence=[attachment] * 6)
+    with pytest.raises(InvalidRequest, match="at most 10 attachments"):
+        p.add_statement(SUPPLIER, "photos", [attachment] * 5, OPENS_AT + DAY)
+    p.add_statement(SUPPLIER, "photos", [attachment] * 4, OPENS_AT + DAY)

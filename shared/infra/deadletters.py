@@ -5,13 +5,16 @@
 
 ``replay`` moves every dead letter not yet replayed to the service's retry topic, which
 only that service reads; its handlers are idempotent, so replaying twice is harmless.
+A replayed copy names its dead letter (``x-replayed-from: <partition>@<offset>``), which
+is how a dead letter is known to be replayed (``DeadLetter.replayed``). The operator CLI
+(``python -m shared.ops deadletters``) lists, shows and replays them one by one too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -27,10 +30,18 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     headers: dict[str, str]
+    replayed: bool = field(default=False)
 
     @property
     def reason(self) -> str:
         return self.headers.get(DEAD_LETTER_REASON, "")
+
+    @property
+    def position(self) -> str:
+        return f"{self.partition}@{self.offset}"
+
+
+REPLAYED_FROM = "x-replayed-from"
 
 
 async def _drain(consumer: AIOKafkaConsumer, limit: int | None) -> list[DeadLetter]:
@@ -71,12 +82,44 @@ async def _consumer(bootstrap: str, topic: str, group: str | None) -> AIOKafkaCo
     return consumer
 
 
-async def list_dead_letters(bootstrap: str, topics: Topics, service: Service) -> list[DeadLetter]:
-    consumer = await _consumer(bootstrap, topics.dead_letters(service), None)
+async def _read_all(bootstrap: str, topic: str) -> list[DeadLetter]:
+    consumer = await _consumer(bootstrap, topic, None)
     try:
         return await _drain(consumer, None)
     finally:
         await consumer.stop()
+
+
+async def list_dead_letters(bootstrap: str, topics: Topics, service: Service) -> list[DeadLetter]:
+    """Every dead letter of the service, each marked if a copy of it was replayed."""
+    replayed = {m.headers.get(REPLAYED_FROM) for m in await _read_all(bootstrap, topics.retries(service))}
+    letters = await _read_all(bootstrap, topics.dead_letters(service))
+    for letter in letters:
+        letter.replayed = letter.position in replayed
+    return letters
+
+
+async def _send_back(producer: AIOKafkaProducer, topics: Topics, service: Service,
+                     letter: DeadLetter) -> None:
+    headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("x-dead-letter")]
+    headers.append((REPLAYED_FROM, letter.position.encode()))
+    await producer.send_and_wait(topics.retries(service), letter.value, key=letter.key, headers=headers)
+
+
+async def replay_one(bootstrap: str, topics: Topics, service: Service, partition: int,
+                     offset: int) -> DeadLetter:
+    """Send one dead letter, named by its position, back to its service (again, if asked)."""
+    letters = {(d.partition, d.offset): d for d in await list_dead_letters(bootstrap, topics, service)}
+    letter = letters.get((partition, offset))
+    if letter is None:
+        raise LookupError(f"no dead letter {partition}@{offset} in {topics.dead_letters(service)}")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await _send_back(producer, topics, service, letter)
+    finally:
+        await producer.stop()
+    return letter
 
 
 async def replay(bootstrap: str, topics: Topics, service: Service, limit: int | None = None) -> int:
@@ -87,10 +130,7 @@ async def replay(bootstrap: str, topics: Topics, service: Service, limit: int | 
     try:
         letters = await _drain(consumer, limit)
         for letter in letters:
-            headers = [(k, v.encode()) for k, v in letter.headers.items() if not k.startswith("x-dead-letter")]
-            headers.append(("x-replayed-from", f"{letter.partition}@{letter.offset}".encode()))
-            await producer.send_and_wait(topics.retries(service), letter.value, key=letter.key,
-                                         headers=headers)
+            await _send_back(producer, topics, service, letter)
         if letters:
             await consumer.commit()
         return len(letters)

@@ -1,0 +1,1 @@
+"""``escrowctl``: the operator's tool (``python -m shared.ops``); see docs/operations.md."""

@@ -19,12 +19,15 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
 from shared.infra import context
 from shared.infra.clock import Clock
 from shared.infra.store import ConcurrencyConflict
-from shared.infra.store import AggregateStore, InMemoryAggregateStore, OutboxMessage
+from shared.infra.store import DEADLINES, AggregateStore, InMemoryAggregateStore, OutboxMessage
+from shared.infra.sweep import Sweep
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +66,15 @@ class _KeyedLocks:
 
 class AggregateRunner(Generic[A]):
     def __init__(self, store: AggregateStore[A] | InMemoryAggregateStore[A], clock: Clock,
-                 publish: Publish) -> None:
+                 publish: Publish, *, metrics: CollectorRegistry | None = None) -> None:
         self.store = store
         self.clock = clock
         self._publish = publish
         self._locks = _KeyedLocks()
+        self.metrics = metrics
+        self.deadline_sweep = Sweep(f"{store.aggregate_type.__name__.lower()}-deadlines",
+                                    store.queue(DEADLINES), self._fire_deadlines, clock,
+                                    registry=metrics)
 
     async def get(self, order_id: str) -> A | None:
         loaded = await self.store.load(order_id)
@@ -154,22 +161,26 @@ class AggregateRunner(Generic[A]):
     async def sweep_outbox(self) -> int:
         published = 0
         for order_id in await self.store.with_pending_outbox():
-            published += await self.publish_pending(order_id)
+            try:
+                published += await self.publish_pending(order_id)
+            except Exception:  # one order's trouble never stops the others
+                log.exception("publishing the outbox of order %s failed; the sweep retries it",
+                              order_id)
         return published
 
     async def sweep_deadlines(self) -> int:
-        """Fire every stored deadline that is due; returns how many orders were touched."""
-        now = self.clock.now()
-        touched = 0
-        for order_id in await self.store.due(now):
-            def fire(aggregate: A | None, at: datetime) -> A | None:
-                if aggregate is None:
-                    return None
-                aggregate.run_due_deadlines(at)
-                return aggregate
-            if await self.execute(order_id, fire) is not None:
-                touched += 1
-        return touched
+        """Fire the stored deadlines that are due, earliest first, each order on its own;
+        returns how many orders were touched."""
+        return await self.deadline_sweep()
+
+    async def _fire_deadlines(self, order_id: str) -> int:
+        def fire(aggregate: A | None, at: datetime) -> A | None:
+            if aggregate is None:
+                return None
+            aggregate.run_due_deadlines(at)
+            return aggregate
+
+        return 1 if await self.execute(order_id, fire) is not None else 0
 
 
 async def run_periodically(name: str, interval: float, job: Callable[[], Awaitable[int]]) -> None:

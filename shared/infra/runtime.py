@@ -28,7 +28,7 @@ from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, 
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
 from shared.infra.specification import asyncapi_document
-from shared.infra.store import AggregateStore
+from shared.infra.store import STORED_DEADLINES, AggregateStore, DueTimes
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,14 @@ class ServiceRuntime:
         return self.mongo[self.settings.mongodb_database]
 
     def aggregate_runner(self, collection: str, aggregate_type: type[Aggregate],
-                         events: type[TradeEvent], clock: Clock) -> AggregateRunner:
+                         events: type[TradeEvent], clock: Clock,
+                         due: DueTimes = STORED_DEADLINES) -> AggregateRunner:
         """A runner for the service's aggregate, publishing the service's events (the direct
-        subclasses of ``events``) on its topic, swept for outbox and deadlines."""
+        subclasses of ``events``) on its topic, swept for outbox and deadlines (and the
+        other sweep queues named in ``due``)."""
         publisher = EventPublisher(self.broker, self.topics.events(self.service), events.__subclasses__())
-        runner = AggregateRunner(AggregateStore(self.database[collection], aggregate_type), clock,
-                                 publisher)
+        runner = AggregateRunner(AggregateStore(self.database[collection], aggregate_type, due),
+                                 clock, publisher, metrics=self.metrics)
         self.runners.append(runner)
         return runner
 

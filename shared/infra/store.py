@@ -10,6 +10,7 @@ version read, so two writers cannot both win.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -20,8 +21,15 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
+from shared.infra.sweep import InMemorySweepQueue, MongoSweepQueue
 
 A = TypeVar("A", bound=Aggregate)
+
+# The sweeps an aggregate's documents take part in: queue name -> when the aggregate is
+# next due for it (None: not due). Written with every save as ``due.<name>``.
+DueTimes = Mapping[str, Callable[[Any], datetime | None]]
+DEADLINES = "deadlines"
+STORED_DEADLINES: DueTimes = {DEADLINES: lambda aggregate: aggregate.next_deadline_at}
 
 
 class ConcurrencyConflict(Exception):
@@ -53,24 +61,36 @@ class OutboxMessage:
         return Envelope.model_validate_json(self.body)
 
 
-def _document(aggregate: Aggregate, version: int, handled: list[str]) -> dict[str, Any]:
+def _document(aggregate: Aggregate, version: int, handled: list[str],
+              due: DueTimes) -> dict[str, Any]:
     return {
         "version": version,
         "state": aggregate.model_dump(mode="json"),
         "handled": handled[-HANDLED_MEMORY:],
-        "next_deadline_at": aggregate.next_deadline_at,
+        "due": {name: when(aggregate) for name, when in due.items()},
     }
 
 
 class AggregateStore(Generic[A]):
     """MongoDB (or any MongoDB-wire server) store of one aggregate type."""
 
-    def __init__(self, collection: AsyncCollection, aggregate_type: type[A]) -> None:
+    def __init__(self, collection: AsyncCollection, aggregate_type: type[A],
+                 due: DueTimes = STORED_DEADLINES) -> None:
         self._collection = collection
         self._type = aggregate_type
+        self._due = due
+
+    @property
+    def aggregate_type(self) -> type[A]:
+        return self._type
+
+    def queue(self, name: str) -> MongoSweepQueue:
+        """The sweep queue ``name`` over this store's documents."""
+        return MongoSweepQueue(self._collection, name)
 
     async def create_indexes(self, *state_fields: str) -> None:
-        await self._collection.create_index([("next_deadline_at", ASCENDING)])
+        for name in self._due:
+            await self.queue(name).create_indexes()
         await self._collection.create_index([("outbox_pending", ASCENDING)])
         for name in state_fields:
             await self._collection.create_index([(f"state.{name}", ASCENDING)])
@@ -88,7 +108,7 @@ class AggregateStore(Generic[A]):
         """Save state, append ``outbox`` and return the new version, or raise
         ``ConcurrencyConflict`` if the stored version is no longer ``expected_version``."""
         new_version = expected_version + 1
-        doc = _document(aggregate, new_version, handled)
+        doc = _document(aggregate, new_version, handled, self._due)
         messages = [OutboxMessage.of(e).__dict__ for e in outbox]
         if expected_version == 0:
             try:
@@ -128,10 +148,8 @@ class AggregateStore(Generic[A]):
         return [doc["_id"] async for doc in cursor]
 
     async def due(self, now: datetime, limit: int = 500) -> list[str]:
-        cursor = self._collection.find(
-            {"next_deadline_at": {"$ne": None, "$lte": now}}, projection={"_id": 1}
-        ).sort("next_deadline_at", ASCENDING).limit(limit)
-        return [doc["_id"] async for doc in cursor]
+        """Orders whose stored deadlines have come, earliest first."""
+        return [item.id for item in await self.queue(DEADLINES).due(now, limit)]
 
     async def find(self, where: dict[str, Any], limit: int = 200) -> list[A]:
         """Aggregates whose state fields equal the given values (``{"status": "escalated"}``)."""
@@ -143,9 +161,17 @@ class AggregateStore(Generic[A]):
 class InMemoryAggregateStore(Generic[A]):
     """The same contract in a dict, for fast unit tests of the service layer."""
 
-    def __init__(self, aggregate_type: type[A]) -> None:
+    def __init__(self, aggregate_type: type[A], due: DueTimes = STORED_DEADLINES) -> None:
         self._type = aggregate_type
+        self._due = due
         self.docs: dict[str, dict[str, Any]] = {}
+
+    @property
+    def aggregate_type(self) -> type[A]:
+        return self._type
+
+    def queue(self, name: str) -> InMemorySweepQueue:
+        return InMemorySweepQueue(self.docs, name)
 
     async def create_indexes(self, *state_fields: str) -> None:
         return None
@@ -165,7 +191,8 @@ class InMemoryAggregateStore(Generic[A]):
             raise ConcurrencyConflict(aggregate.order_id)
         pending = (current["outbox"] if current else []) + [OutboxMessage.of(e) for e in outbox]
         self.docs[aggregate.order_id] = {
-            **_document(aggregate, expected_version + 1, handled), "outbox": pending}
+            **_document(aggregate, expected_version + 1, handled, self._due), "outbox": pending,
+            "failing": current.get("failing", {}) if current else {}}
         return expected_version + 1
 
     async def outbox(self, order_id: str) -> list[OutboxMessage]:
@@ -179,9 +206,7 @@ class InMemoryAggregateStore(Generic[A]):
         return [k for k, d in self.docs.items() if d["outbox"]][:limit]
 
     async def due(self, now: datetime, limit: int = 500) -> list[str]:
-        due = [(d["next_deadline_at"], k) for k, d in self.docs.items()
-               if d["next_deadline_at"] is not None and d["next_deadline_at"] <= now]
-        return [k for _, k in sorted(due)][:limit]
+        return [item.id for item in await self.queue(DEADLINES).due(now, limit)]
 
     async def find(self, where: dict[str, Any], limit: int = 200) -> list[A]:
         found = [self._load(copy.deepcopy(d)).aggregate for d in self.docs.values()

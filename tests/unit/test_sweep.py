@@ -1,0 +1,127 @@
+"""Sweeps are fair and isolated: oldest due first, a bounded number per tick, one failing
+item never stops the others, failures are backed off with a stored next attempt, and
+failing items are visible (a metric and a query)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
+
+from services.shipping.domain import Shipment
+from shared.contracts.parties import Parties, Party
+from shared.contracts.trade import Carrier, Logistics, ShippingMethod
+from shared.infra.clock import ManualClock
+from shared.infra.runner import AggregateRunner
+from shared.infra.store import DEADLINES, InMemoryAggregateStore
+from shared.infra.sweep import InMemorySweepQueue, Sweep, retry_delay
+
+PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
+                  supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
+LOGISTICS = Logistics(shipping_method=ShippingMethod.AIR_FREIGHT, carrier=Carrier.DHL)
+
+
+def documents(clock: ManualClock, ids: list[str]) -> dict[str, dict]:
+    """One document per id, due one minute apart in the given order."""
+    return {key: {"due": {"work": clock.now() - timedelta(minutes=len(ids) - i)}}
+            for i, key in enumerate(ids)}
+
+
+async def test_oldest_due_first_and_bounded_per_tick():
+    clock = ManualClock()
+    docs = documents(clock, ["a", "b", "c", "d"])
+    docs["later"] = {"due": {"work": clock.now() + timedelta(hours=1)}}
+    docs["idle"] = {"due": {"work": None}}
+    tried: list[str] = []
+
+    async def attempt(key: str) -> int:
+        tried.append(key)
+        docs[key]["due"]["work"] = None  # done: no longer due
+        return 1
+
+    sweep = Sweep("work", InMemorySweepQueue(docs, "work"), attempt, clock, limit=3)
+    assert await sweep() == 3 and tried == ["a", "b", "c"]
+    assert await sweep() == 1 and tried[3:] == ["d"]
+    assert await sweep() == 0
+
+
+async def test_failing_items_never_starve_the_others_and_are_backed_off():
+    clock = ManualClock()
+    docs = documents(clock, ["bad-1", "bad-2", "bad-3", "good"])
+    tried: list[str] = []
+
+    async def attempt(key: str) -> int:
+        tried.append(key)
+        if key.startswith("bad"):
+            raise RuntimeError(f"{key} is broken")
+        docs[key]["due"]["work"] = None
+        return 1
+
+    registry = CollectorRegistry()
+    queue = InMemorySweepQueue(docs, "work")
+    sweep = Sweep("work", queue, attempt, clock, limit=3, registry=registry)
+    await sweep()  # the three oldest fail; first retry is on the next tick
+    await sweep()  # they fail again: now backed off
+    await sweep()
+    assert "good" in tried
+    assert docs["good"]["due"]["work"] is None
+
+    failing = {item.id: item for item in await queue.failing()}
+    assert set(failing) == {"bad-1", "bad-2", "bad-3"}
+    assert failing["bad-1"].failures == 2 and failing["bad-1"].error == "RuntimeError: bad-1 is broken"
+    assert failing["bad-1"].next_attempt_at == clock.now() + retry_delay(2)
+    assert registry.get_sample_value("escrow_sweep_failing_items", {"sweep": "work"}) == 3
+    assert registry.get_sample_value("escrow_sweep_failures_total", {"sweep": "work"}) == 6
+
+    tried.clear()
+    assert await sweep() == 0 and tried == []  # backed off: nothing is tried before its time
+    clock.advance(retry_delay(2))
+    await sweep()
+    assert sorted(tried) == ["bad-1", "bad-2", "bad-3"]
+
+
+async def test_an_item_that_recovers_is_no_longer_failing():
+    clock = ManualClock()
+    docs = documents(clock, ["flaky"])
+    calls = 0
+
+    async def attempt(key: str) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("provider away")
+        docs[key]["due"]["work"] = None
+        return 1
+
+    registry = CollectorRegistry()
+    queue = InMemorySweepQueue(docs, "work")
+    sweep = Sweep("work", queue, attempt, clock, registry=registry)
+    assert await sweep() == 0
+    assert [item.id for item in await queue.failing()] == ["flaky"]
+    assert await sweep() == 1
+    assert await queue.failing() == []
+    assert registry.get_sample_value("escrow_sweep_failing_items", {"sweep": "work"}) == 0
+
+
+async def test_one_order_whose_deadline_fails_does_not_stop_the_deadline_sweep():
+    """The sweep used to stop at the first order that failed; the others waited for ever."""
+    clock = ManualClock()
+
+    async def publish(message) -> None:
+        return None
+
+    store = InMemoryAggregateStore(Shipment)
+    runner = AggregateRunner(store, clock, publish)
+    for order_id in ("ord-broken", "ord-fine"):
+        await runner.execute(order_id, lambda s, now, o=order_id: Shipment.expect(o, PARTIES, LOGISTICS, 5, now))
+        await runner.execute(order_id, lambda s, now: s.escrow_funded(now, now, timedelta(days=1)) and s)
+    broken = store.docs["ord-broken"]
+    broken["state"]["deadlines"]["no_such_rule"] = (clock.now() - timedelta(days=1)).isoformat()
+    broken["due"][DEADLINES] = clock.now() - timedelta(days=1)  # the oldest due
+    clock.advance(timedelta(days=6))
+
+    assert await runner.sweep_deadlines() == 1
+    fine = await runner.get("ord-fine")
+    assert fine.status.value == "deadline_missed"
+    [failing] = await store.queue(DEADLINES).failing()
+    assert failing.id == "ord-broken" and "no_such_rule" in failing.error

@@ -13,6 +13,7 @@ from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import BankSignatureCheck, SeenSignatures, parse_keys
 from services.payment.bank_transfers import BankTransfers
 from services.payment.domain import Escrow
+from services.payment.payouts import ESCROW_DUE
 from services.payment.provider import PaymentProvider, SandboxProvider
 from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
@@ -32,7 +33,7 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
                     "DEV-ONLY sandbox key from the source code, which anyone can sign with.")
     clock = clock or clock_for(settings.clock_offset_file)
     runtime = ServiceRuntime.create(Service.PAYMENT, settings)
-    runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock)
+    runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock, due=ESCROW_DUE)
     transfers = BankTransfers(runtime.database["bank_transfers"])
     seen = SeenSignatures(runtime.database["bank_notifications"])
     payments = Payments.create(runner, transfers, provider or SandboxProvider(clock=clock),
@@ -43,7 +44,7 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
     runtime.consume(payments.reactions.event_handlers())
 
     async def create_indexes() -> None:
-        await runner.store.create_indexes("reference", "instructions_pending")
+        await runner.store.create_indexes("reference")
         await transfers.create_indexes()
         await seen.create_indexes()
 

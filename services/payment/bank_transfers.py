@@ -19,6 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.trade import PaymentMethod
+from shared.infra.sweep import MongoSweepQueue
 from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
 
 UNKNOWN_REFERENCE = "unknown_reference"
@@ -105,11 +106,16 @@ class UnmatchedQuery:
 
 def _document(transfer: BankTransfer) -> dict[str, Any]:
     return {"_id": transfer.transfer_id, **transfer.model_dump(mode="json"),
-            "received_at": transfer.received_at, "return_pending": transfer.return_pending}
+            "received_at": transfer.received_at, "return_pending": transfer.return_pending,
+            # the return sweep's queue (shared.infra.sweep): oldest transfer first
+            "due": {"returns": transfer.received_at if transfer.return_pending else None}}
+
+
+_BOOKKEEPING = ("_id", "return_pending", "due", "failing")
 
 
 def _transfer(doc: dict[str, Any]) -> BankTransfer:
-    return BankTransfer.model_validate({k: v for k, v in doc.items() if k not in ("_id", "return_pending")})
+    return BankTransfer.model_validate({k: v for k, v in doc.items() if k not in _BOOKKEEPING})
 
 
 class BankTransfers:
@@ -118,8 +124,12 @@ class BankTransfers:
     def __init__(self, collection: AsyncCollection) -> None:
         self._collection = collection
 
+    def queue(self, name: str) -> MongoSweepQueue:
+        return MongoSweepQueue(self._collection, name)
+
     async def create_indexes(self) -> None:
         await self._collection.create_index("return_pending")
+        await self.queue("returns").create_indexes()
         await self._collection.create_index([("order_id", 1), ("received_at", -1)])
 
     async def claim(self, transfer: BankTransfer) -> BankTransfer:
@@ -136,10 +146,6 @@ class BankTransfers:
     async def get(self, transfer_id: str) -> BankTransfer | None:
         doc = await self._collection.find_one({"_id": transfer_id})
         return _transfer(doc) if doc else None
-
-    async def pending_returns(self, limit: int = 200) -> list[BankTransfer]:
-        cursor = self._collection.find({"return_pending": True}).limit(limit)
-        return [_transfer(doc) async for doc in cursor]
 
     async def save_returned(self, transfer: BankTransfer) -> None:
         await self._collection.replace_one({"_id": transfer.transfer_id}, _document(transfer))

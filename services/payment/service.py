@@ -39,7 +39,7 @@ class Payments:
                    cards=CardIntake(runner, provider, payouts,
                                     timedelta(seconds=settings.reconcile_window_seconds)),
                    transfers=TransferMatching(runner, transfers, vault), payouts=payouts,
-                   returns=UnmatchedReturns(transfers, provider, vault, runner.clock),
+                   returns=UnmatchedReturns(transfers, provider, vault, runner.clock, runner.metrics),
                    reactions=EscrowReactions(runner, settings))
 
     async def get(self, actor: Actor, order_id: str) -> Escrow:
@@ -50,5 +50,6 @@ class Payments:
         return escrow
 
     async def sweep_instructions(self) -> int:
-        """Send every pending payout, refund and return; returns how many went out."""
+        """Send pending payouts, refunds and returns, oldest first, each escrow and transfer
+        on its own (``shared.infra.sweep``); returns how many went out."""
         return await self.payouts.sweep() + await self.returns.sweep()

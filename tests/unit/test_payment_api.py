@@ -28,6 +28,7 @@ from services.payment.bank_signature import (
     signed_headers,
 )
 from services.payment.bank_transfers import BankTransfers
+from services.payment.payouts import ESCROW_DUE
 from services.payment.domain import Escrow
 from services.payment.provider import SANDBOX_APPROVE, SANDBOX_DECLINE, SandboxProvider
 from services.payment.sandbox_bank import signed_notification
@@ -60,7 +61,7 @@ BANK = auth("bank-1", Role.BANK)
 async def api():
     clock = ManualClock()
     published = Published()
-    store = InMemoryAggregateStore(Escrow)
+    store = InMemoryAggregateStore(Escrow, ESCROW_DUE)
     runner = AggregateRunner(store, clock, published)
     settings = PaymentSettings()
     database = MemoryMongo()["escrow"]

@@ -36,6 +36,7 @@ from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermi
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from services.payment.cards import CardDetails
+from services.payment.payouts import ESCROW_DUE
 from services.payment.domain import Escrow, EscrowStatus, InstructionStatus
 from services.payment.bank_transfers import BankTransfers, TransferReport
 from services.payment.card_intake import CardDeclined
@@ -74,7 +75,7 @@ class World:
     def __init__(self) -> None:
         self.clock = ManualClock()
         self.published = Published()
-        self.store = InMemoryAggregateStore(Escrow)
+        self.store = InMemoryAggregateStore(Escrow, ESCROW_DUE)
         self.database = MemoryMongo()["escrow"]
         self.provider = SandboxProvider(clock=self.clock)
         self.runner = AggregateRunner(self.store, self.clock, self.published)

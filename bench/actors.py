@@ -2,11 +2,18 @@
 the platform would: place, confirm, pay by card, ship, confirm receipt, until the order is
 closed. Each party waits for exactly what it needs before acting, learnt from the
 ``Observer`` (an event produced, or a service's consumer having handled one), not by polling
-the APIs, so the benchmark's own requests are the trade's and nothing more."""
+the APIs, so the benchmark's own requests are the trade's and nothing more.
+
+The parties come from a pool registered before the trades (each registers and verifies its
+own contact email, as notify requires before it mails a party), as a B2B platform's
+returning buyers and suppliers would."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -51,9 +58,42 @@ class Actors:
         return response.json() if response.content else None
 
 
+@dataclass(frozen=True)
+class Parties:
+    buyers: list[str]
+    suppliers: list[str]
+
+    def for_trade(self, number: int) -> tuple[str, str]:
+        return (self.buyers[number % len(self.buyers)],
+                self.suppliers[(number // len(self.buyers)) % len(self.suppliers)])
+
+
+async def register_parties(actors: Actors, observer: Observer, count: int) -> Parties:
+    """``count`` buyers and ``count`` suppliers, each with a verified contact email."""
+    run = uuid.uuid4().hex[:8]
+    buyers = [f"buyer-{run}-{i}" for i in range(count)]
+    suppliers = [f"supplier-{run}-{i}" for i in range(count)]
+    await asyncio.gather(*(_register(actors, observer, p, Role.BUYER) for p in buyers),
+                         *(_register(actors, observer, p, Role.SUPPLIER) for p in suppliers))
+    return Parties(buyers, suppliers)
+
+
+async def _register(actors: Actors, observer: Observer, party: str, role: Role) -> None:
+    address = f"{party}@{role}s.example"
+    await actors.call("notify", "PUT", "/contacts/me", party, role, {"email": address})
+    mail = email.message_from_bytes((await observer.mail(address, "contact_verification")).read_bytes(),
+                                    policy=email.policy.default)
+    code = re.search(r"Code: +(\d{6})", mail.get_body(preferencelist=("plain",)).get_content())
+    if code is None:
+        raise RequestFailed(f"no verification code in the mail to {address}")
+    await actors.call("notify", "POST", "/contacts/me/verification", party, role, {"code": code[1]})
+
+
 @dataclass
 class Trade:
     intended_start: float  # epoch seconds: when the open-loop schedule starts it
+    buyer: str
+    supplier: str
     order_id: str = ""
     started: float = 0.0
     closed_at: float | None = None
@@ -67,13 +107,11 @@ class Trade:
 
 async def play(trade: Trade, actors: Actors, observer: Observer) -> Trade:
     trade.started = time.time()
-    run = uuid.uuid4().hex[:10]
-    buyer, supplier = f"buyer-{run}", f"supplier-{run}"
+    buyer, supplier = trade.buyer, trade.supplier
     try:
         order = await actors.call("order", "POST", "/orders", buyer, Role.BUYER, {
-            "supplier": {"party_id": supplier, "name": "Shenzhen Parts",
-                         "email": f"{supplier}@suppliers.example"},
-            "buyer_contact": {"name": "ACME Imports", "email": f"{buyer}@buyers.example"},
+            "supplier": {"party_id": supplier, "name": "Shenzhen Parts"},
+            "buyer_contact": {"name": "ACME Imports"},
             "items": [{"description": "Stainless bolts M8", "quantity": 40, "unit_price": 2350},
                       {"description": "Hex nuts M8", "quantity": 40, "unit_price": 780}],
             "currency": "USD",

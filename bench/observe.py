@@ -72,6 +72,7 @@ class Observer:
         self._mail_index = mailbox_dir / "index.jsonl"
         self._mail_offset = self._mail_index.stat().st_size if self._mail_index.exists() else 0
         self._pending_mails: list[dict] = []
+        self.mail_files: dict[tuple[str, str], str] = {}  # (recipient, step) -> latest file
         self._produced: dict[TopicPartition, list[Seen]] = defaultdict(list)
         self._committed: dict[tuple[str, TopicPartition], int] = {}
         self._hop_cursor: dict[tuple[str, TopicPartition], int] = {}  # next offset to time
@@ -218,6 +219,16 @@ class Observer:
 
     # --- mail -----------------------------------------------------------------------------
 
+    async def mail(self, recipient: str, step: str, timeout: float = 60) -> Path:
+        """The file of the latest mail to ``recipient`` of that step, once it arrived."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (recipient, step) not in self.mail_files:
+            if loop.time() > deadline:
+                raise TimeoutError(f"no {step} mail to {recipient} after {timeout:.0f} s")
+            await asyncio.sleep(self.tick)
+        return self._mail_index.parent / self.mail_files[(recipient, step)]
+
     def _read_mails(self) -> None:
         if not self._mail_index.exists():
             return
@@ -228,7 +239,11 @@ class Observer:
         if not complete:
             return
         self._mail_offset += len(complete) + 1
-        self._pending_mails += [json.loads(line) for line in complete.splitlines() if line.strip()]
+        entries = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        for entry in entries:
+            for recipient in entry.get("rcpt_tos", ()):
+                self.mail_files[(recipient, entry.get("x_escrow_step") or "")] = entry["file"]
+        self._pending_mails += [e for e in entries if e.get("x_escrow_event_id")]
         still = []
         for entry in self._pending_mails:
             seen = self.events.get(entry.get("x_escrow_event_id") or "")

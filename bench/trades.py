@@ -32,7 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from bench import rawbound
-from bench.actors import Actors, Trade, play
+from bench.actors import Actors, Parties, Trade, play, register_parties
 from bench.observe import Observer
 from bench.platform import DEFAULT_PORTS, REPO, SERVICES, Meter, Platform, platform
 from bench.profile import Profiler
@@ -40,6 +40,7 @@ from bench.report import plot, print_level, print_usage, summarise_level, write_
 from shared.infra.settings import ServiceSettings
 
 COMMANDS_PER_TRADE = 5  # place, confirm, pay, ship, confirm receipt
+PARTIES = 10  # buyers, and as many suppliers: 100 pairs
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,11 +80,11 @@ def commit() -> str:
 
 
 async def run_level(rate: float, seconds: float, drain: float, actors: Actors, observer: Observer,
-                    meter: Meter, profiler: Profiler | None) -> tuple[list[Trade], dict]:
+                    parties: Parties, meter: Meter, profiler: Profiler | None) -> tuple[list[Trade], dict]:
     loop = asyncio.get_running_loop()
     count = max(1, round(rate * seconds))
     began_loop, began_wall = loop.time() + 0.05, time.time() + 0.05
-    trades = [Trade(began_wall + i / rate) for i in range(count)]
+    trades = [Trade(began_wall + i / rate, *parties.for_trade(i)) for i in range(count)]
     window = meter.window()
     if profiler:
         profiler.start(seconds + drain)
@@ -158,21 +159,21 @@ async def bench(args: argparse.Namespace, plat: Platform) -> dict[str, Any]:
     meter.start()
     observer = Observer(infra["KAFKA_BOOTSTRAP_SERVERS"], plat.prefix, Path(infra["MAILBOX_DIR"]))
     await observer.start()
-    actors = Actors({s: plat.url(s) for s in SERVICES if s != "notify"},
-                    ServiceSettings().auth_secret.get_secret_value())
+    actors = Actors({s: plat.url(s) for s in SERVICES}, ServiceSettings().auth_secret.get_secret_value())
     profiler = Profiler({s: meter.pids[s] for s in SERVICES}) if args.profile else None
     result: dict[str, Any] = {"levels": []}
     levels: list[tuple[float, list[Trade], dict]] = []
     try:
-        warm = await play(Trade(time.time()), actors, observer)
+        parties = await register_parties(actors, observer, PARTIES)
+        warm = await play(Trade(time.time(), *parties.for_trade(0)), actors, observer)
         if warm.error or warm.closed_at is None:
             raise SystemExit(f"the warm-up trade failed: {warm.error}; read {plat.services_dir}/logs")
         await settle_mails(observer, {warm.order_id}, 0, 30)
         expected_mails = sum(1 for m in observer.mails if m.order_id == warm.order_id)
         print(f"warm-up trade closed in {warm.latency:.2f} s; {expected_mails} mails per trade")
         for rate in args.rates:
-            trades, usage = await run_level(rate, args.seconds, args.drain, actors, observer, meter,
-                                            profiler)
+            trades, usage = await run_level(rate, args.seconds, args.drain, actors, observer,
+                                            parties, meter, profiler)
             levels.append((rate, trades, usage))
             summary = summarise_level(rate, args.seconds, trades, [], [], usage)
             print_level(summary, complete=False)
@@ -282,6 +283,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    # The platform of services.sh runs in development mode (its published secrets): so do
+    # its clients here, to mint their tokens with the development secret.
+    os.environ.setdefault("ESCROW_ENV", "development")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     asyncio.run(main_async(parse_args()))

@@ -86,12 +86,15 @@ class Trade:
                                body={"number": number, "expiry_month": 12, "expiry_year": 2031,
                                      "cvc": "123", "holder_name": "Jane Buyer"})
 
-    async def transfer(self, amount: int, transfer_id: str | None = None) -> Any:
-        """The sandbox bank reports a transfer: a bank token and a signed body."""
-        reference = (await self.payment())["transfer_instructions"]["reference"]
+    async def transfer(self, amount: int, transfer_id: str | None = None, *,
+                       reference: str | None = None, currency: str = "USD") -> Any:
+        """The sandbox bank reports a transfer (by default to this order's reference): a bank
+        token and a signed body."""
+        if reference is None:
+            reference = (await self.payment())["transfer_instructions"]["reference"]
         body, headers = signed_notification(
             {"transfer_id": transfer_id or uuid.uuid4().hex, "reference": reference, "amount": amount,
-             "currency": "USD", "sender_name": "ACME Imports",
+             "currency": currency, "sender_name": "ACME Imports",
              "sender_account": "DE89370400440532013000"}, PaymentSettings(), self.platform.clock.now())
         async with self.platform.client("payment", BANK_PARTY, Role.BANK) as client:
             return await client.post("/bank/transfers", content=body, headers=headers)

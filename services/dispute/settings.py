@@ -11,11 +11,17 @@ class DisputeSettings(ServiceSettings):
     seconds, e.g. ``RECEIPT_AUTO_CONFIRM_AFTER=P30D``."""
 
     http_port: int = 8004
+    # After the ship date, from when the buyer may open a dispute.
     dispute_opens_after: timedelta = timedelta(days=5)
+    # After the ship date, receipt is confirmed automatically (the money released).
     receipt_auto_confirm_after: timedelta = timedelta(days=30)
+    # When, before automatic confirmation, the buyer is reminded.
     receipt_reminder_before: timedelta = timedelta(days=3)
+    # How long the supplier has to answer a dispute.
     supplier_answer_period: timedelta = timedelta(days=5)
+    # When, before the answer deadline, the supplier is reminded.
     answer_reminder_before: timedelta = timedelta(days=1)
+    # A dispute the parties do not settle goes to customer service after this.
     auto_escalate_after: timedelta = timedelta(days=5)
 
     def periods(self) -> Periods:

@@ -21,9 +21,13 @@ class PaymentSettings(ServiceSettings):
     beneficiary_iban: str = "GB33BUKB20201555555555"
     beneficiary_bic: str = "BUKBGB22"
     beneficiary_bank_name: str = "Sandbox Bank plc"
+    # Fernet key sealing bank details at rest.
     payment_data_key: SecretStr = SecretStr(DEV_ONLY_PAYMENT_DATA_KEY)
+    # Keys the bank signs its transfer reports with.
     bank_webhook_keys: SecretStr = SecretStr(DEV_ONLY_BANK_WEBHOOK_KEYS)
+    # Age beyond which a signed bank report is refused (replays).
     bank_webhook_tolerance_seconds: float = 300.0
+    # How often pending payouts and refunds are sent to the provider.
     instruction_sweep_seconds: float = 5.0
     # Card captures the provider reports are checked against the ledger this often, over
     # this window (a capture whose booking was lost is booked or refunded).

@@ -60,30 +60,49 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
+    # `development` allows the published development secrets (make run, tests, demo);
+    # anything else refuses to start without real ones.
     escrow_env: Environment = Environment.PRODUCTION
+    # Kafka brokers, comma-separated host:port.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # MongoDB connection string (a replica set in production).
     mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    # Database holding this service's collections.
     mongodb_database: str = "escrow"
+    # Prefix of every topic name (`<prefix>.<service>.events`, `.deadletter`, `.retry`).
     topic_prefix: str = "escrow"
+    # Address the HTTP API listens on (`0.0.0.0` in a container).
     http_host: str = "127.0.0.1"
+    # Port of the HTTP API (each service has its own default).
     http_port: int = 8000
     # Bearer tokens (shared/infra/auth.py, docs/security.md). HS256 with a shared secret, or
     # an identity provider's asymmetric keys (a PEM public key or its JWKS URL), so services
     # verify tokens without being able to mint them.
     auth_algorithm: Literal["HS256", "EdDSA", "RS256", "ES256"] = "HS256"
+    # HS256 signing secret shared with the token issuer.
     auth_secret: SecretStr = SecretStr(DEV_AUTH_SECRET)
+    # PEM public key verifying EdDSA/RS256/ES256 tokens.
     auth_public_key: str | None = None
+    # JWKS URL of the identity provider (instead of a fixed public key).
     auth_jwks_url: str | None = None
+    # Required `iss` claim of every token.
     auth_issuer: str = DEV_ISSUER
+    # Required `aud` claim of every token.
     auth_audience: str = AUDIENCE
+    # Tokens valid for longer than this (exp - iat) are refused.
     auth_max_token_lifetime: timedelta = timedelta(hours=24)
+    # How often messages saved but not yet published are published again.
     outbox_sweep_seconds: float = 2.0
+    # How often stored deadlines are checked against the clock.
     deadline_sweep_seconds: float = 5.0
+    # Python log level of every logger (DEBUG, INFO, WARNING, ERROR).
     log_level: str = "INFO"
     # Development and tests only: the services' clock runs this many seconds (the file's
     # content) ahead of the system's, so deadlines can be reached without waiting days.
     clock_offset_file: Path | None = None
+    # `json` (one JSON object per line, for collectors) or `text` (a developer's terminal).
     log_format: LogFormat = "json"
+    # GET /health/ready answers within this, ready or not.
     readiness_timeout_seconds: float = 0.9
 
     @property

@@ -21,19 +21,24 @@ _FIELD = re.compile(r"^    ([a-z_][a-z0-9_]*)\s*:")
 
 
 def _comments(cls: type[BaseSettings]) -> dict[str, str]:
-    """The comment lines right above each field of the class body, and its inline comment."""
+    """Each field's comment: the comment block above it, which also covers the fields right
+    after it up to a blank line or the next comment, plus the field's inline comment."""
     found: dict[str, str] = {}
-    pending: list[str] = []
+    block: list[str] = []
+    in_comment = False
     for line in inspect.getsource(cls).splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            pending.append(stripped.lstrip("#").strip())
+            block = (block if in_comment else []) + [stripped.lstrip("#").strip()]
+            in_comment = True
             continue
+        in_comment = False
         match = _FIELD.match(line)
         if match:
             inline = line.split("  # ", 1)[1].strip() if "  # " in line else ""
-            found[match.group(1)] = " ".join([*pending, inline]).strip()
-        pending = []
+            found[match.group(1)] = " ".join([*block, inline]).strip()
+        else:
+            block = []
     return found
 
 
@@ -56,7 +61,7 @@ def _rows(cls: type[BaseSettings], names: list[str]) -> list[dict[str, str]]:
     comments: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if isinstance(klass, type) and issubclass(klass, BaseSettings) and klass is not BaseSettings:
-            comments.update(_comments(klass))
+            comments.update({k: v for k, v in _comments(klass).items() if v})
     rows = []
     for name in names:
         info = cls.model_fields[name]

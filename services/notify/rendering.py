@@ -8,8 +8,9 @@ import html
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Generic, TypeVar
 
+from shared.contracts.envelope import TradeEvent
 from shared.contracts.money import Money
 
 PLATFORM = "Escrow"
@@ -22,11 +23,14 @@ class Recipient(StrEnum):
     PARTY = "party"  # a party as itself, not in a trade (its contact's verification)
 
 
+E = TypeVar("E", bound=TradeEvent)
+
+
 @dataclass(frozen=True)
-class MailContext:
+class MailContext(Generic[E]):
     """Everything a template may use: the event and who reads the mail."""
 
-    event: Any
+    event: E
     recipient: Recipient
     dispute_opens_after: timedelta = timedelta(days=5)
 
@@ -48,7 +52,8 @@ class MailContext:
 
     def money(self, amount: int) -> str:
         """Every event that carries an amount carries its currency."""
-        return Money(amount=amount, currency=self.event.currency).display()
+        currency: str = getattr(self.event, "currency")
+        return Money(amount=amount, currency=currency).display()
 
 
 def when(moment: datetime) -> str:

@@ -31,6 +31,7 @@ from shared.contracts.trade import (
 from services.notify.emails import EmailJob, compose
 from services.notify.rendering import Recipient
 from services.notify.steps import STEPS
+from services.notify.steps.table import README, readme_with_table
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CS_EMAIL = "disputes@escrow.example"
@@ -141,10 +142,17 @@ def test_every_registered_event_has_a_sample_so_each_template_is_rendered_here()
     assert set(SAMPLES) == set(registered_events())
 
 
-def test_the_readme_documents_every_step() -> None:
-    readme = (Path(__file__).parents[2] / "services" / "notify" / "README.md").read_text()
+def test_the_readme_table_of_steps_is_generated_from_the_declarations() -> None:
+    readme = README.read_text()
+    assert readme_with_table(readme) == readme, (
+        "services/notify/README.md is stale: run python -m services.notify.steps.table --write")
     for event_type, step in STEPS.items():
         assert f"| `{event_type.event_type}` | `{step.name}` |" in readme
+
+
+def test_each_step_is_declared_in_the_module_of_its_producing_service() -> None:
+    for event_type, step in STEPS.items():
+        assert step.template.__module__ == f"services.notify.steps.{event_type.producer}"
 
 
 @pytest.mark.parametrize("event_type", list(SAMPLES), ids=lambda e: e.__name__)

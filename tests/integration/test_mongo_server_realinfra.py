@@ -9,6 +9,8 @@ a free port (these tests kill it and read its counters), built by ``infra.sh up`
 - Index use: the server counts the documents its queries examine (serverStatus
   ``metrics.queryExecutor.scannedObjects``, as MongoDB names it); the versioned save, the load
   and the sweeps examine about what they return, not the collection.
+- Index answers: every query shape the planner serves from an index (equality, ``$in``,
+  ranges, ``$ne: null``, arrays, ``_id`` with more keys, sorts and limits) answers as a scan.
 """
 
 from __future__ import annotations
@@ -193,5 +195,63 @@ async def test_saves_loads_and_sweeps_examine_what_they_return_not_the_collectio
         # the counter counts: a filter on a field without an index reads every document
         total, n = await examined(client.escrow.tabs.count_documents({"version": 1}))
         assert n == closed + due + pending and total == closed + due + pending - 1
+    finally:
+        await client.close()
+
+
+async def test_a_query_served_from_an_index_answers_as_a_scan_does(memory_server: MongoServerProcess):
+    """The same documents in an indexed and an unindexed collection: every query shape the
+    planner serves from an index gives what the scan gives (in the sort's order of keys)."""
+    client: AsyncMongoClient = AsyncMongoClient(memory_server.url, tz_aware=True)
+    indexed, scanned = client.escrow.indexed, client.escrow.scanned
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    documents = []
+    for i in range(300):
+        document = {"_id": f"d{i:03}", "n": i % 50 if i % 7 else float(i % 50), "tags": [f"t{i % 3}", f"t{i % 5}"],
+                    "state": {"status": ("open", "paid", "closed")[i % 3]}}
+        if i % 4 == 0:
+            document["at"] = start + timedelta(minutes=i)
+        elif i % 4 == 1:
+            document["at"] = None  # the rest have no "at" at all
+        documents.append(document)
+    for key in ("n", "tags", "at", "state.status"):
+        await indexed.create_index(key)
+    await indexed.insert_many([dict(d) for d in documents])
+    await scanned.insert_many([dict(d) for d in documents])
+    middle = start + timedelta(minutes=150)
+    queries: list[tuple[dict, list | None, int]] = [
+        ({"n": 5}, None, 0), ({"n": 7.0}, None, 0), ({"n": {"$eq": 3}}, None, 0),
+        ({"n": {"$in": [1, 2, 49, 99]}}, None, 0), ({"n": {"$gt": 10, "$lte": 20}}, None, 0),
+        ({"n": {"$gte": 45}}, [("n", -1)], 7), ({"n": {"$lt": 3}}, [("n", 1)], 0), ({"n": {"$gt": 60}}, None, 0),
+        ({"at": {"$ne": None, "$lte": middle}}, [("at", 1)], 0), ({"at": {"$ne": None, "$lte": middle}}, [("at", 1)], 3),
+        ({"at": {"$gt": middle}}, [("at", -1)], 0), ({"at": None}, None, 0), ({"at": {"$ne": None}}, None, 0),
+        ({"tags": "t1"}, None, 0), ({"tags": {"$in": ["t0", "t4"]}}, None, 0), ({"state.status": "paid", "n": 4}, None, 0),
+        ({"_id": "d010", "n": 10}, None, 0), ({"_id": "d010", "n": 11}, None, 0),
+        ({"_id": {"$in": ["d001", "d002", "d003", "nope"]}, "n": {"$lt": 3}}, None, 0),
+    ]
+    try:
+        for query, sort, limit in queries:
+            answers = []
+            for collection in (indexed, scanned):
+                cursor = collection.find(query)
+                if sort:
+                    cursor = cursor.sort(sort)
+                if limit:
+                    cursor = cursor.limit(limit)
+                answers.append([d async for d in cursor])
+            if sort:  # equal keys may come in any order: compare the keys in order
+                key = sort[0][0]
+                assert [d.get(key) for d in answers[0]] == [d.get(key) for d in answers[1]], query
+            if not limit:
+                assert sorted(d["_id"] for d in answers[0]) == sorted(d["_id"] for d in answers[1]), query
+            assert len(answers[0]) == len(answers[1]), query
+        # updates and deletes keep the indexes true
+        await indexed.update_many({"n": {"$lt": 10}}, {"$set": {"n": 100}})
+        await scanned.update_many({"n": {"$lt": 10}}, {"$set": {"n": 100}})
+        await indexed.delete_many({"tags": "t2"})
+        await scanned.delete_many({"tags": "t2"})
+        for query in ({"n": 100}, {"n": {"$lt": 10}}, {"tags": "t2"}, {"n": {"$gte": 40}}):
+            assert sorted([d["_id"] async for d in indexed.find(query)]) == \
+                sorted([d["_id"] async for d in scanned.find(query)]), query
     finally:
         await client.close()

@@ -144,9 +144,10 @@ class Tab(Aggregate):
     status: str
 
 
-@pytest.fixture
-def memory_server(tmp_path: Path) -> Iterator[MongoServerProcess]:
-    process = MongoServerProcess(server_libs(), [], tmp_path / "server.log")
+@pytest.fixture(scope="module")
+def memory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServerProcess]:
+    """One memory-only server for the tests that read its counters (each uses its own collections)."""
+    process = MongoServerProcess(server_libs(), [], tmp_path_factory.mktemp("memory-server") / "server.log")
     process.start()
     yield process
     process.stop()
@@ -154,14 +155,14 @@ def memory_server(tmp_path: Path) -> Iterator[MongoServerProcess]:
 
 async def test_saves_loads_and_sweeps_examine_what_they_return_not_the_collection(memory_server: MongoServerProcess):
     client: AsyncMongoClient = AsyncMongoClient(memory_server.url)
-    store = AggregateStore(client.escrow.tabs, Tab)  # the services' store, with their queries
+    store = AggregateStore(client.counted.tabs, Tab)  # the services' store, with their queries
     await store.create_indexes("status")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     closed, due, pending = 1_000, 10, 5
     await store.save(Tab(order_id="closed-0", parties=PARTIES, status="closed"), expected_version=0,
                      outbox=[], handled=[])
-    template = await client.escrow.tabs.find_one({"_id": "closed-0"})
-    await client.escrow.tabs.insert_many([{**template, "_id": f"closed-{n}"} for n in range(1, closed)])
+    template = await client.counted.tabs.find_one({"_id": "closed-0"})
+    await client.counted.tabs.insert_many([{**template, "_id": f"closed-{n}"} for n in range(1, closed)])
     for n in range(due):  # deadlines in the past, latest first, so the sort has work to do
         deadline = now - timedelta(minutes=n + 1)
         await store.save(Tab(order_id=f"due-{n}", parties=PARTIES, status="paid", deadlines={"pay": deadline}),
@@ -193,7 +194,7 @@ async def test_saves_loads_and_sweeps_examine_what_they_return_not_the_collectio
         found, n = await examined(store.find({"status": "disputed"}))
         assert len(found) == pending and n == pending
         # the counter counts: a filter on a field without an index reads every document
-        total, n = await examined(client.escrow.tabs.count_documents({"version": 1}))
+        total, n = await examined(client.counted.tabs.count_documents({"version": 1}))
         assert n == closed + due + pending and total == closed + due + pending - 1
     finally:
         await client.close()
@@ -203,7 +204,7 @@ async def test_a_query_served_from_an_index_answers_as_a_scan_does(memory_server
     """The same documents in an indexed and an unindexed collection: every query shape the
     planner serves from an index gives what the scan gives (in the sort's order of keys)."""
     client: AsyncMongoClient = AsyncMongoClient(memory_server.url, tz_aware=True)
-    indexed, scanned = client.escrow.indexed, client.escrow.scanned
+    indexed, scanned = client.compared.indexed, client.compared.scanned
     start = datetime(2026, 1, 1, tzinfo=UTC)
     documents = []
     for i in range(300):

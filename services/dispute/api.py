@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from shared.contracts.events import DisputeAnswer
+from shared.contracts.money import PositiveMinorUnits
 from shared.contracts.parties import Parties
 from shared.contracts.text import FileName, Note, OptionalStatement, Statement
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
@@ -59,7 +60,7 @@ class WithEvidence(BaseModel):
 class OpenDispute(WithEvidence):
     reason: DisputeReason
     requested: RequestedOutcome
-    amount: int | None = Field(default=None, description="minor units; required for a partial "
+    amount: PositiveMinorUnits | None = Field(default=None, description="minor units; required for a partial "
                                "refund (above zero, below what was paid); a full refund is what "
                                "was paid")
     description: Statement
@@ -71,14 +72,14 @@ class AddStatement(WithEvidence):
 
 class AnswerDispute(BaseModel):
     answer: DisputeAnswer
-    amount: int | None = Field(default=None, description="minor units; only for a counter-offer, "
+    amount: PositiveMinorUnits | None = Field(default=None, description="minor units; only for a counter-offer, "
                                "above zero and below the disputed amount")
     message: OptionalStatement = ""
 
 
 class Decision(BaseModel):
     outcome: DisputeOutcome
-    refund_amount: int | None = Field(default=None, description="minor units; required for a "
+    refund_amount: PositiveMinorUnits | None = Field(default=None, description="minor units; required for a "
                                       "partial refund, above zero and below the disputed amount")
     reason: Statement
 

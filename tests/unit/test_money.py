@@ -2,6 +2,8 @@
 totals checked for overflow, and a display that is total for every currency money can
 arrive in. Every refusal is a 422 with the field named, never a 500."""
 
+import json
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -117,3 +119,16 @@ def test_money_and_line_items_take_strict_integers_only():
                                          f'{"true" if bad is True else repr(bad).replace(chr(39), chr(34))}}}')
     with pytest.raises(ValueError, match="exceeds"):
         checked_total([MAX_MINOR_UNITS, 1])
+
+
+@pytest.mark.parametrize("amount", [True, "100", 2500.0, 2**63, 0])
+def test_dispute_amounts_are_strict_bounded_integers_too(amount):
+    from services.dispute.api import AnswerDispute, Decision, OpenDispute
+    bodies = [(OpenDispute, {"reason": "other", "requested": "partial_refund", "amount": amount,
+                             "description": "scratched"}),
+              (AnswerDispute, {"answer": "counter_offer", "amount": amount}),
+              (Decision, {"outcome": "partial_refund", "refund_amount": amount, "reason": "fair"})]
+    for model, body in bodies:
+        with pytest.raises(ValidationError) as refused:
+            model.model_validate_json(json.dumps(body))
+        assert {e["loc"][0] for e in refused.value.errors()} <= {"amount", "refund_amount"}

@@ -11,7 +11,7 @@ Scenarios, each on its own topics and database:
   order, saves it as paid with the event id, reads its outbox);
 - order-duplicates: one EscrowFunded delivered ``--events`` times (the first is handled,
   the rest are found in the order's handled ids and dropped);
-- order-distinct-strict: order-distinct on mongo-strict instead of FerretDB;
+- order-distinct-strict: order-distinct on MONGODB_STRICT_URL, when one is set;
 - notify-distinct: OrderPlaced for as many orders (each stores one email job per party;
   no mail is sent: the sending job is not started).
 Each scenario stops after ``--seconds`` of consuming, whether or not the backlog is done.
@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 
 from bench.support import (
     CpuWatch,
+    Servers,
     confirmed_order,
     event_consumer,
     load_average,
@@ -45,12 +46,11 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.events import EscrowFunded, OrderPlaced
 from shared.contracts.topics import Service, Topics
 from shared.contracts.trade import PaymentMethod
+from services.catalogue import build, settings_class
 from shared.infra.clock import ManualClock
 from shared.infra.messaging import ensure_topics
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.store import AggregateStore
-from tests.support.infra import Infra
-from tests.support.platform import build_service
 
 SCENARIOS = ("kafka-commit", "order-distinct", "order-duplicates", "order-distinct-strict",
              "notify-distinct")
@@ -123,7 +123,7 @@ class Counter:
         return counted
 
 
-async def run(scenario: Scenario, infra: Infra, args: argparse.Namespace) -> None:
+async def run(scenario: Scenario, infra: Servers, args: argparse.Namespace) -> None:
     prefix = run_prefix("consumer")
     database = f"escrow_{prefix}"
     clock = ManualClock()
@@ -139,8 +139,10 @@ async def run(scenario: Scenario, infra: Infra, args: argparse.Namespace) -> Non
         await ensure_topics(infra.kafka, topics.all())
         published = await publish(infra.kafka, topic, envelopes)
 
-        infra_here = Infra(infra.kafka, scenario.mongodb_url, infra.smtp_host, infra.smtp_port, infra.mailbox)
-        runtime = build_service(scenario.service, infra_here, prefix=prefix, database=database, clock=clock)
+        runtime = build(scenario.service, settings_class(scenario.service)(
+            kafka_bootstrap_servers=infra.kafka, mongodb_url=scenario.mongodb_url,
+            mongodb_database=database, topic_prefix=prefix, smtp_host=infra.smtp_host,
+            smtp_port=infra.smtp_port), clock)
         counter = Counter()
         counter.expected = len(envelopes)
         counter.hook(runtime)
@@ -170,7 +172,7 @@ async def run(scenario: Scenario, infra: Infra, args: argparse.Namespace) -> Non
         await remove_run(infra, prefix, [])
 
 
-async def kafka_commit(infra: Infra, args: argparse.Namespace) -> None:
+async def kafka_commit(infra: Servers, args: argparse.Namespace) -> None:
     prefix = run_prefix("consumer")
     topic = Topics(prefix).events(Service.PAYMENT)
     clock = ManualClock()
@@ -201,7 +203,7 @@ async def kafka_commit(infra: Infra, args: argparse.Namespace) -> None:
         await remove_run(infra, prefix, [])
 
 
-def scenarios(infra: Infra) -> dict[str, Scenario]:
+def scenarios(infra: Servers) -> dict[str, Scenario]:
     clock = ManualClock()
 
     async def distinct_funded(store: AggregateStore[Order], orders: list[Order]) -> list[Envelope]:
@@ -219,10 +221,10 @@ def scenarios(infra: Infra) -> dict[str, Scenario]:
                               occurred_at=clock.now()) for o in orders]
 
     found = {
-        "order-distinct": Scenario("order-distinct (FerretDB)", "order", infra.mongodb_url, distinct_funded),
-        "order-duplicates": Scenario("order-duplicates (FerretDB)", "order", infra.mongodb_url,
+        "order-distinct": Scenario("order-distinct (MONGODB_URL)", "order", infra.mongodb_url, distinct_funded),
+        "order-duplicates": Scenario("order-duplicates (MONGODB_URL)", "order", infra.mongodb_url,
                                      duplicated_funded),
-        "notify-distinct": Scenario("notify-distinct (FerretDB)", "notify", infra.mongodb_url, orders_placed),
+        "notify-distinct": Scenario("notify-distinct (MONGODB_URL)", "notify", infra.mongodb_url, orders_placed),
     }
     if infra.strict_mongodb_url:
         found["order-distinct-strict"] = Scenario("order-distinct (mongo-strict)", "order",

@@ -1,6 +1,6 @@
-"""What the benchmarks share: the servers' addresses, a run's own topics and databases (and
-their removal afterwards), a private SMTP server, a realistic order, and the figures:
-latency summaries, memory, CPU time of this process and of the servers, MongoDB commands."""
+"""What the component benchmarks share: the servers' addresses, a run's own topics and
+databases (and their removal afterwards), a realistic order, and the figures: latency
+summaries, memory, CPU time of this process and of the servers."""
 
 from __future__ import annotations
 
@@ -8,23 +8,17 @@ import asyncio
 import logging
 import os
 import resource
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.order.domain import Order
 from shared.contracts.parties import Parties, Party, Role
@@ -32,10 +26,20 @@ from shared.contracts.trade import Address, Carrier, LineItem, Logistics, Shippi
 from shared.domain.actor import Actor
 from shared.infra.messaging import EventConsumer
 from shared.infra.runtime import ServiceRuntime
-from tests.support.infra import Infra, Mailbox
 
 REPO = Path(__file__).resolve().parents[1]
-INFRA_ENV = REPO / ".run/infra.env"
+RUN_DIR = Path(os.environ.get("ESCROW_RUN_DIR") or REPO / ".run")
+INFRA_ENV = RUN_DIR / "infra.env"
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka: str
+    mongodb_url: str
+    smtp_host: str
+    smtp_port: int
+    # A second MongoDB-wire server to compare with, when one is named (MONGODB_STRICT_URL).
+    strict_mongodb_url: str | None = None
 
 
 def quiet_logs() -> None:
@@ -51,7 +55,7 @@ def quiet_logs() -> None:
     logging.getLogger("services.payment.app").setLevel(logging.ERROR)
 
 
-def servers() -> Infra:
+def servers() -> Servers:
     """The servers from the environment, else from ``.run/infra.env`` (written by
     ``deploy/local/infra.sh up``); exits with a hint when there are none."""
     env = dict(os.environ)
@@ -63,16 +67,15 @@ def servers() -> Infra:
     if not (env.get("KAFKA_BOOTSTRAP_SERVERS") and env.get("MONGODB_URL")):
         sys.exit("no servers: run `bash deploy/local/infra.sh up` (or `make run`) first, or set "
                  "KAFKA_BOOTSTRAP_SERVERS and MONGODB_URL")
-    return Infra(env["KAFKA_BOOTSTRAP_SERVERS"], env["MONGODB_URL"], env.get("SMTP_HOST", "127.0.0.1"),
-                 int(env.get("SMTP_PORT", "1025")), Mailbox(Path(env.get("MAILBOX_DIR", REPO / ".run/mail"))),
-                 env.get("MONGODB_STRICT_URL"))
+    return Servers(env["KAFKA_BOOTSTRAP_SERVERS"], env["MONGODB_URL"], env.get("SMTP_HOST", "127.0.0.1"),
+                   int(env.get("SMTP_PORT", "1025")), env.get("MONGODB_STRICT_URL"))
 
 
 def run_prefix(kind: str) -> str:
     return f"bench{kind}{uuid.uuid4().hex[:8]}"
 
 
-async def remove_run(infra: Infra, prefix: str, databases: Iterable[tuple[str, str]]) -> None:
+async def remove_run(infra: Servers, prefix: str, databases: Iterable[tuple[str, str]]) -> None:
     """Delete the run's topics and drop its databases ((url, name) pairs); best effort."""
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
     await admin.start()
@@ -142,7 +145,7 @@ class CpuWatch:
     def __init__(self) -> None:
         self.pids: dict[str, int] = {}
         for name in self.SERVERS:
-            pid_file = REPO / f".run/pids/{name}.pid"
+            pid_file = RUN_DIR / "pids" / f"{name}.pid"
             try:
                 pid = int(pid_file.read_text().strip())
                 _cpu_seconds(pid)
@@ -180,54 +183,6 @@ def memory_line() -> str:
     return f"RSS now {now:.1f} MiB, peak {max(now, peak_rss_mib()):.1f} MiB"
 
 
-# --- a private SMTP server ------------------------------------------------------------
-
-
-@dataclass
-class PrivateMailbox:
-    port: int
-    directory: Path
-
-    def received(self) -> int:
-        index = self.directory / "index.jsonl"
-        return len(index.read_text().splitlines()) if index.exists() else 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@asynccontextmanager
-async def private_mailbox() -> AsyncIterator[PrivateMailbox]:
-    """The project's SMTP server (deploy/local/mailbox.py) on free ports and a temporary
-    folder, so a run's mails neither land in nor slow down the shared ``.run/mail``."""
-    folder = Path(tempfile.mkdtemp(prefix="escrow-bench-mail-"))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "deploy/local/mailbox.py"), "--dir", str(folder),
-         "--smtp-port", str(port), "--http-port", str(_free_port())],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                if loop.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the private SMTP server did not start") from None
-                await asyncio.sleep(0.1)
-        yield PrivateMailbox(port, folder)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 # --- a realistic aggregate --------------------------------------------------------------
 
 
@@ -249,43 +204,3 @@ def confirmed_order(order_id: str, now: datetime) -> Order:
                   payment_window=timedelta(days=20), reminder_before=timedelta(days=3))
     order.pull_events()
     return order
-
-
-# --- what the services ask of the database -----------------------------------------------
-
-
-class CommandStats(monitoring.CommandListener):
-    """Counts the MongoDB commands of every client in this process and their latency as
-    the client saw it, per command and collection (``update orders``)."""
-
-    def __init__(self) -> None:
-        self._started: dict[int, str] = {}
-        self.calls: dict[str, list[float]] = defaultdict(list)
-        self.recording = False
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.recording:
-            target = event.command.get(event.command_name)
-            self._started[event.request_id] = (
-                f"{event.command_name} {target}" if isinstance(target, str) else event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        name = self._started.pop(event.request_id, None)
-        if name is not None:
-            self.calls[name].append(event.duration_micros / 1e6)
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        self._started.pop(event.request_id, None)
-
-    def table(self, per: int, unit: str, top: int = 8) -> list[str]:
-        """The commands that took the most time in all, with count per ``unit``."""
-        rows = sorted(self.calls.items(), key=lambda kv: -sum(kv[1]))[:top]
-        return [f"  {name:34s} {len(took) / per:6.1f} per {unit}   "
-                f"total {sum(took):6.1f} s   {latency(took)}" for name, took in rows]
-
-
-def record_commands() -> CommandStats:
-    """Registers a CommandStats for every MongoDB client created afterwards."""
-    stats = CommandStats()
-    monitoring.register(stats)
-    return stats

@@ -80,6 +80,7 @@ final class Journal implements AutoCloseable {
     private volatile long durable;
     private boolean paused;
     private long compactions;
+    private long compactionFailedAt;  // System.nanoTime() of the last failure, 0 if none
 
     Journal(Path dir, boolean fsync, long compactAfter) throws IOException {
         this.dir = dir;
@@ -271,7 +272,8 @@ final class Journal implements AutoCloseable {
         }
         journalBytes += length;
         appended += length;
-        if (journalBytes > compactAfter && journalBytes > snapshotBytes && compacting.compareAndSet(false, true)) {
+        if (journalBytes > compactAfter && journalBytes > snapshotBytes && !retryingTooSoon()
+            && compacting.compareAndSet(false, true)) {
             compactor.execute(this::compactInBackground);
         }
     }
@@ -374,11 +376,19 @@ final class Journal implements AutoCloseable {
         }
     }
 
+    /** After a failed compaction, the next attempt waits a minute (each attempt opens a journal). */
+    private boolean retryingTooSoon() {
+        return compactionFailedAt != 0 && System.nanoTime() - compactionFailedAt < 60_000_000_000L;
+    }
+
     private void compactInBackground() {
         try {
             compact();
         } catch (IOException | RuntimeException e) {
-            warn("compaction failed (the journal keeps every write; retried when it grows): " + e);
+            warn("compaction failed (the journal keeps every write; retried in a minute): " + e);
+            synchronized (this) {
+                compactionFailedAt = System.nanoTime();
+            }
         } finally {
             compacting.set(false);
         }

@@ -10,6 +10,7 @@ from shared.infra.runtime import Job, ServiceRuntime
 from services.notify.api import router
 from services.notify.contact_book import COLLECTION as CONTACTS
 from services.notify.contact_book import ContactBook, ContactStore
+from services.notify.figures import add_email_figures
 from services.notify.handlers import Notifications
 from services.notify.repository import COLLECTION, EmailRepository
 from services.notify.sender import EmailSender, MailTransport, RetryPolicy, SmtpTransport
@@ -43,6 +44,7 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
                            backoff_cap=settings.send_backoff_cap, lease=settings.send_lease,
                            batch=settings.send_batch, concurrency=settings.send_concurrency))
     runtime.on_start.append(jobs.create_indexes)
+    add_email_figures(runtime.figures)
     runtime.jobs.append(Job("send-emails", settings.notify_send_interval_seconds, sender.send_due))
     runtime.serve_http(
         "Escrow: notifications",

@@ -13,6 +13,7 @@ from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import BankSignatureCheck, SeenSignatures, parse_keys
 from services.payment.bank_transfers import BankTransfers
 from services.payment.domain import Escrow
+from services.payment.figures import add_payment_figures
 from services.payment.payouts import ESCROW_DUE
 from services.payment.provider import PaymentProvider, SandboxProvider
 from services.payment.service import Payments
@@ -49,6 +50,7 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
         await seen.create_indexes()
 
     runtime.on_start.append(create_indexes)
+    add_payment_figures(runtime.figures)
     runtime.jobs.append(Job("instructions", settings.instruction_sweep_seconds,
                             payments.sweep_instructions))
     runtime.jobs.append(Job("card reconciliation", settings.reconcile_seconds,

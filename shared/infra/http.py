@@ -27,6 +27,7 @@ from shared.contracts.parties import Role
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, TooManyRequests
 from shared.infra import context
 from shared.infra.auth import Unauthenticated, verify_token
+from shared.infra.metrics import HttpMetrics
 from shared.infra.store import ConcurrencyConflict
 
 PROBLEM = "application/problem+json"
@@ -136,7 +137,7 @@ def correlation_id(request: Request) -> str:
     return chosen or context.new_correlation_id(request.headers.get(CORRELATION_HEADER))
 
 
-def install_request_context(app: FastAPI) -> None:
+def install_request_context(app: FastAPI, metrics: HttpMetrics | None = None) -> None:
     """Bind the correlation id (and the order in the path) for every log line of the
     request, echo the id in the response, and log the request once it is answered."""
 
@@ -151,6 +152,10 @@ def install_request_context(app: FastAPI) -> None:
         with context.bound(correlation_id=chosen, order_id=in_path.group(1) if in_path else None):
             response = await call_next(request)
             response.headers[CORRELATION_HEADER] = chosen
+            route = request.scope.get("route")
+            if metrics is not None:
+                metrics.observe(request.method, getattr(route, "path", "unmatched"),
+                                response.status_code, time.perf_counter() - started)
             if not path.startswith(QUIET_PATHS):
                 access_log.info("%s %s %s", request.method, path, response.status_code, extra={
                     "http_method": request.method, "http_path": path,
@@ -204,13 +209,15 @@ def install_problem_handlers(app: FastAPI, problems: Problems) -> None:
 def create_app(*, title: str, description: str, settings: Any,
                ready: Callable[[], Awaitable[dict[str, str]]],
                metrics: CollectorRegistry | None = None, lifespan: Any = None,
-               problems: Problems | None = None) -> FastAPI:
+               problems: Problems | None = None,
+               refresh_metrics: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   generate_unique_id_function=operation_id)
     _problems_in_openapi(app)
     app.state.settings = settings
     install_problem_handlers(app, {**PROBLEMS, **(problems or {})})
-    install_request_context(app)
+    registry = metrics or CollectorRegistry()
+    install_request_context(app, HttpMetrics(registry))
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:
@@ -232,10 +239,11 @@ def create_app(*, title: str, description: str, settings: Any,
             body["checks"] = checks
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    registry = metrics or CollectorRegistry()
-
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this service's messaging")
+    @app.get("/metrics", tags=["health"],
+             summary="Prometheus metrics: process, HTTP, messaging, and the service's data")
     async def prometheus() -> Response:
+        if refresh_metrics is not None:
+            await refresh_metrics()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -24,6 +24,7 @@ from shared.domain.aggregate import Aggregate
 from shared.infra.clock import Clock
 from shared.infra.http import PROBLEM_RESPONSES, Problems, create_app
 from shared.infra.logging import configure_logging
+from shared.infra.metrics import ServiceFigures
 from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
@@ -54,6 +55,10 @@ class ServiceRuntime:
     http: FastAPI | None = None
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    figures: ServiceFigures = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.figures = ServiceFigures(self, self.metrics)
 
     # --- composition: what every service's composition root does the same way ---------
 
@@ -79,6 +84,7 @@ class ServiceRuntime:
         runner = AggregateRunner(AggregateStore(self.database[collection], aggregate_type, due),
                                  clock, publisher, metrics=self.metrics)
         self.runners.append(runner)
+        self.figures.collections.append((collection, clock))
         return runner
 
     def consume(self, handlers: dict[type[TradeEvent], EventHandler]) -> None:
@@ -89,7 +95,7 @@ class ServiceRuntime:
         """``problems``: the HTTP answer of the service's own error types."""
         self.http = create_app(title=title, description=description, settings=self.settings,
                                ready=self.readiness, lifespan=self.lifespan, metrics=self.metrics,
-                               problems=problems)
+                               problems=problems, refresh_metrics=self.figures.refresh)
         self.http.include_router(router, responses=PROBLEM_RESPONSES)
         document: dict[str, Any] = {}
 
@@ -136,6 +142,7 @@ class ServiceRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.broker.stop()
+        await self.figures.close()
         await self.mongo.close()
         log.info("%s service stopped", self.service)
 

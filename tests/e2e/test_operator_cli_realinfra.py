@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
 from shared.infra.deadletters import list_dead_letters
 from tests.support.platform import Platform, eventually
@@ -57,6 +58,11 @@ async def test_the_story_of_a_released_trade_with_a_dead_letter_replayed(platfor
         assert mine
         return mine[0].position
     position = await eventually(dead_lettered)
+
+    async with platform.client("payment", "ops-1", Role.AGENT) as client:
+        metrics = (await client.get("/metrics")).text
+    assert f'escrow_dead_letters{{service="payment"}}' in metrics
+    assert f'escrow_consumer_lag{{group="{platform.prefix}-payment",topic="{topics.retries(Service.PAYMENT)}"}}' in metrics
 
     code, listed = await escrowctl(platform, "deadletters", "list", "--service", "payment")
     assert code == 0

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from shared.contracts.envelope import Envelope, TradeEvent
 from shared.contracts.events import (
+    ClosureReason,
     DispatchDeadlineMissed,
     DisputeAnswer,
     EscrowFunded,
@@ -176,8 +177,9 @@ class DisputeService:
     async def _follow(self, envelope: Envelope, event: TradeEvent, change: Change, *,
                       start: bool) -> None:
         """Apply ``change``; with ``start`` the protection is created if this is the first
-        event seen for the order (funding and dispatch may arrive in either order, they
-        come on different topics)."""
+        event seen for the order. Funding, dispatch and the order's end come on different
+        topics in any order; every event that implies the order was paid starts it, so an
+        end seen before the funding is not forgotten when the funding comes."""
         def action(p: BuyerProtection | None, now: datetime) -> BuyerProtection | None:
             if p is None:
                 if not start:
@@ -202,12 +204,13 @@ class DisputeService:
 
     async def on_order_closed(self, envelope: Envelope, event: OrderClosed) -> None:
         await self._follow(envelope, event, lambda p, now: p.close(
-            f"{event.event_type}: {event.reason}", now), start=False)
+            f"{event.event_type}: {event.reason}", now),
+            start=event.reason is ClosureReason.SETTLED)
 
     async def on_dispatch_deadline_missed(self, envelope: Envelope,
                                           event: DispatchDeadlineMissed) -> None:
         await self._follow(envelope, event, lambda p, now: p.close(event.event_type, now),
-                           start=False)
+                           start=True)
 
     def event_handlers(self) -> dict:
         return {

@@ -56,7 +56,7 @@ class CardIntake:
                        f"{order_id}{CARD_KEY}{escrow.received_total}:{escrow.card_declines}")
         if escrow.funding_for_request(request_key) is not None:
             return escrow  # this very request was captured already
-        escrow.require_awaiting_funds()
+        escrow.require_payable(self.runner.clock.now())
         check_card(card, self.runner.clock.now().date())
         amount = Money(amount=escrow.remaining, currency=escrow.currency)
         await self.runner.execute(order_id, lambda e, now: e if e is not None and e.intend_charge(

@@ -167,9 +167,14 @@ class Escrow(Aggregate):
         if not actor.acts_as(Role.BUYER, self.parties.buyer.party_id):
             raise NotPermitted("only this order's buyer may pay for it")
 
-    def require_awaiting_funds(self) -> None:
+    def require_payable(self, now: datetime) -> None:
+        """Awaiting funds and within the payment window. The deadline is applied here too,
+        not only by the order's sweep, so a late sweep changes nothing."""
         if self.status is not EscrowStatus.AWAITING_FUNDS:
             raise DomainError(f"the escrow of this order is {self.status}; it takes no payment")
+        if now >= self.pay_by:
+            raise DomainError(f"the payment deadline passed ({self.pay_by:%Y-%m-%d %H:%M} UTC); "
+                              "the order closes unpaid")
 
     def may_read(self, actor: Actor) -> bool:
         return actor.may_read(self.parties)
@@ -187,7 +192,7 @@ class Escrow(Aggregate):
         """Record that ``request_key`` may capture ``amount``; False if recorded already."""
         if self.intended(request_key):
             return False
-        self.require_awaiting_funds()
+        self.require_payable(now)
         self.charge_intents.append(ChargeIntent(request_key=request_key, amount=amount, at=now))
         return True
 
@@ -227,10 +232,11 @@ class Escrow(Aggregate):
         self.fundings.append(funding)
         self._book(f"in:{funding.source_id}", Account.ESCROW_HELD, Account.BUYER_FUNDS,
                    funding.amount, now, f"{funding.method} {funding.source_id} paid in")
-        if self.status is EscrowStatus.AWAITING_FUNDS:
+        late = now >= self.pay_by and self.status is EscrowStatus.AWAITING_FUNDS
+        if self.status is EscrowStatus.AWAITING_FUNDS and not late:
             self._accept(funding, now)
         if funding.amount > funding.accepted:
-            reason = (ReturnReason.ORDER_NOT_PAYABLE if self.status is EscrowStatus.SETTLED
+            reason = (ReturnReason.ORDER_NOT_PAYABLE if self.status is EscrowStatus.SETTLED or late
                       else ReturnReason.OVERPAYMENT)
             self._return(funding, funding.amount - funding.accepted, reason, now)
         self.check_ledger()

@@ -80,3 +80,17 @@ async def outcomes(steps: Sequence[Step], world: World) -> dict[str, list[str]]:
     assert sum(1 for _ in interleavings(steps)) > 0
     await extend([], {lane: 0 for lane in lanes})
     return found
+
+
+async def outcomes_replayed(steps: Sequence[Step], new_world: Callable[[], Awaitable[Any]]
+                            ) -> dict[str, list[str]]:
+    """The same as ``outcomes`` for a world that cannot be set aside (one with a provider
+    or a database of its own): every order is played on a new world from the start."""
+    found: dict[str, list[str]] = {}
+    for order in interleavings(steps):
+        world = await new_world()
+        for step in order:
+            world.advance_to(step.at)
+            await step.run(world)
+        found.setdefault(repr(await world.state()), []).append(" ".join(s.name for s in order))
+    return found

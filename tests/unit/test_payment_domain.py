@@ -349,3 +349,20 @@ def test_the_escrow_round_trips_through_its_stored_form():
     escrow.open_dispute("d-1", RequestedOutcome.PARTIAL_REFUND, 25_000, "USD", NOW)
     again = Escrow.model_validate(escrow.model_dump(mode="json"))
     assert figures(again) == figures(escrow) and again.instructions == escrow.instructions
+
+
+# --- issue 9.2: the payment deadline holds whenever the order's sweep runs ------------------
+
+
+def test_a_transfer_after_pay_by_is_returned_even_before_the_order_closes():
+    escrow = open_escrow()
+    escrow.receive_bank_transfer("t-late", DUE, "USD", "sealed-sender", NOW + timedelta(days=21))
+    [returned] = escrow.pull_events()
+    assert isinstance(returned, FundsReturned) and returned.reason is ReturnReason.ORDER_NOT_PAYABLE
+    assert escrow.status is EscrowStatus.AWAITING_FUNDS and figures(escrow) == (DUE, 0, 0, DUE)
+
+
+def test_no_card_charge_is_intended_after_pay_by():
+    escrow = open_escrow()
+    with pytest.raises(DomainError, match="payment deadline passed"):
+        escrow.intend_charge("key-1", DUE, NOW + timedelta(days=20))

@@ -18,7 +18,9 @@ import pytest
 
 from shared.contracts.envelope import Envelope, TradeEvent
 from shared.contracts.events import (
+    ClosureReason,
     DispatchDeadlineMissed,
+    DisputeAnswer,
     DisputeOpened,
     DisputeResolved,
     DisputeWithdrawn,
@@ -27,6 +29,8 @@ from shared.contracts.events import (
     EscrowReleased,
     EscrowSettled,
     FundsReturned,
+    OrderClosed,
+    OrderConfirmed,
     ReceiptConfirmed,
     ReturnReason,
     SettlementReason,
@@ -45,17 +49,30 @@ from shared.contracts.trade import (
     ShippingMethod,
 )
 from shared.domain.actor import Actor
+from shared.domain.errors import DomainError
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from services.dispute.attachments import InMemoryAttachmentStore
+from services.dispute.domain import BuyerProtection
+from services.dispute.handlers import DisputeService
+from services.dispute.settings import DisputeSettings
 from services.order.domain import Order
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
-from tests.support.interleavings import Step, interleavings, outcomes
+from services.shipping.domain import Shipment
+from services.shipping.handlers import ShippingService
+from services.shipping.settings import ShippingSettings
+from tests.support.interleavings import Step, interleavings, outcomes, outcomes_replayed
+from tests.unit.test_payment_service import ORDER as PAYMENT_ORDER
+from tests.unit.test_payment_service import PARTIES as PAYMENT_PARTIES
+from tests.unit.test_payment_service import TOTAL as PAYMENT_TOTAL
+from tests.unit.test_payment_service import World as PaymentWorld
 
 ORDER = "ord-1"
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
+AGENT = Actor(party_id="agent-7", role=Role.AGENT)
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
                   supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
 LOGISTICS = Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.DHL)
@@ -83,7 +100,8 @@ class ConsumerWorld:
 
     def restore(self, snapshot: tuple) -> None:
         docs, now = snapshot
-        self.runner.store.docs = pickle.loads(docs)
+        self.runner.store.docs.clear()  # in place: the store's sweep queues read this dict
+        self.runner.store.docs.update(pickle.loads(docs))
         self.clock._now = now
 
 
@@ -275,6 +293,296 @@ async def _one_outcome(steps: list[Step], expected: dict, world: ConsumerWorld) 
     assert len(orders) == sum(1 for _ in interleavings(steps))
     world.restore(start)
     for step in steps:  # in the order the trade produced them
+        world.advance_to(step.at)
+        await step.run(world)
+    final = await world.state()
+    assert {k: final[k] for k in expected} == expected, final
+
+
+# --- the dispute service (buyer protection) -------------------------------------------------
+
+BUYER_SERVICE_SETTINGS = DisputeSettings()
+
+
+def order_closed(name: str, n: float, reason=ClosureReason.SETTLED, *after: str) -> Step:
+    return event("order", name, day(n), lambda **c: OrderClosed(
+        **c, reason=reason, currency="USD"), *after)
+
+
+class ProtectionWorld(ConsumerWorld):
+    """The dispute service; the buyer, supplier and agent act once what they act on has
+    happened (a step's ``after``), whatever the service has seen by then."""
+
+    def __init__(self) -> None:
+        self.clock = ManualClock(T0)
+        self.runner = AggregateRunner(InMemoryAggregateStore(BuyerProtection), self.clock,
+                                      _dropped)
+        self.service = DisputeService(self.runner, InMemoryAttachmentStore(),
+                                      BUYER_SERVICE_SETTINGS)
+
+    @classmethod
+    async def create(cls) -> ProtectionWorld:
+        return cls()
+
+    async def state(self) -> dict:
+        p = await self.runner.get(ORDER)
+        if p is None:
+            return {"status": None}
+        d = p.dispute
+        return {**p.model_dump(include={"status", "paid_amount", "held_amount", "ship_date",
+                                        "dispute_opens_at", "auto_confirm_at",
+                                        "receipt_confirmed_by"}),
+                "closed": p.closed_at is not None, "deadlines": sorted(p.deadlines),
+                "dispute": d and (d.status, d.disputed_amount, d.resolution and (
+                    d.resolution.outcome, d.resolution.refund_amount)),
+                "withdrawn": len(p.withdrawn_disputes)}
+
+
+def act(name: str, n: float, do, *after: str) -> Step:
+    """A party's command through the service (``do(service)``)."""
+    async def run(world) -> None:
+        await do(world.service)
+    return command(name, day(n), run, *after)
+
+
+SHIPPED = ("funded", "dispatched")
+
+
+def _refused(do):
+    """A command the domain refuses: nothing changes."""
+    async def attempt(service) -> None:
+        with pytest.raises(DomainError):
+            await do(service)
+    return attempt
+
+
+def dispute(name: str, n: float, *after: str, requested=RequestedOutcome.FULL_REFUND,
+            amount=None) -> Step:
+    return act(name, n, lambda s: s.open_dispute(BUYER, ORDER, DisputeReason.NOT_RECEIVED,
+                                                 requested, amount, "nothing came", []), *after)
+
+
+PROTECTION_SAGAS = {
+    "buyer confirms receipt": (
+        [funded(), dispatched(), act("receipt", 10, lambda s: s.confirm_receipt(BUYER, ORDER),
+                                     *SHIPPED),
+         order_closed("closed", 10, ClosureReason.SETTLED, "receipt")],
+        dict(status="closed", receipt_confirmed_by="buyer", paid_amount=TOTAL)),
+    "automatic receipt": (
+        [funded(), dispatched(), sweep(34, *SHIPPED),
+         order_closed("closed", 34, ClosureReason.SETTLED, "sweep@34")],
+        dict(status="closed", receipt_confirmed_by="automatic")),
+    "a late proof: the clocks run from its submission": (
+        [funded(), event("shipping", "dispatched", day(30), lambda **c: ShipmentDispatched(
+            **c, carrier=Carrier.DHL, tracking_number="1234567890", ship_date=day(2).date(),
+            dispatched_at=day(30))), sweep(40, *SHIPPED)],
+        dict(status="awaiting_receipt", auto_confirm_at=day(60), dispute_opens_at=day(35))),
+    "dispute open": (
+        [funded(), dispatched(), dispute("open", 9, *SHIPPED)],
+        dict(status="disputed", held_amount=TOTAL)),
+    "full refund agreed": (
+        [funded(), dispatched(), dispute("open", 9, *SHIPPED),
+         act("accept", 10, lambda s: s.answer_dispute(SUPPLIER, ORDER, DisputeAnswer.ACCEPT,
+                                                      None, ""), "open"),
+         order_closed("closed", 10, ClosureReason.SETTLED, "accept")],
+        dict(status="closed")),
+    "counter-offer accepted": (
+        [funded(), dispatched(),
+         dispute("open", 9, *SHIPPED, requested=RequestedOutcome.PARTIAL_REFUND, amount=4_000),
+         act("counter", 10, lambda s: s.answer_dispute(
+             SUPPLIER, ORDER, DisputeAnswer.COUNTER_OFFER, 2_000, ""), "open"),
+         act("take", 11, lambda s: s.accept_counter_offer(BUYER, ORDER), "counter")],
+        dict(status="dispute_resolved", held_amount=4_000)),
+    "escalated and decided": (
+        [funded(), dispatched(), dispute("open", 9, *SHIPPED),
+         act("reject", 10, lambda s: s.answer_dispute(SUPPLIER, ORDER, DisputeAnswer.REJECT,
+                                                      None, ""), "open"),
+         act("escalate", 11, lambda s: s.escalate_dispute(BUYER, ORDER), "reject"),
+         act("decide", 12, lambda s: s.decide_dispute(AGENT, ORDER, DisputeOutcome.RELEASE,
+                                                      None, "delivered"), "escalate"),
+         order_closed("closed", 12, ClosureReason.SETTLED, "decide")],
+        dict(status="closed")),
+    "withdrawn, disputed again": (
+        [funded(), dispatched(), dispute("open", 9, *SHIPPED),
+         act("withdraw", 10, lambda s: s.withdraw_dispute(BUYER, ORDER), "open"),
+         dispute("again", 11, "withdraw")],
+        dict(status="disputed")),
+    "ship-by deadline missed": (
+        [funded(), deadline_missed(11), order_closed("closed", 11)],
+        dict(status="closed", paid_amount=TOTAL, ship_date=None)),
+}
+
+
+@pytest.mark.parametrize("saga", PROTECTION_SAGAS)
+async def test_buyer_protection_reaches_one_state_in_every_delivery_order(saga):
+    steps, expected = PROTECTION_SAGAS[saga]
+    await _one_outcome(steps, expected, await ProtectionWorld.create())
+
+
+# --- the shipping service -------------------------------------------------------------------
+
+SHIPPING_SETTINGS = ShippingSettings()
+
+
+class ShipmentWorld(ConsumerWorld):
+    def __init__(self) -> None:
+        self.clock = ManualClock(T0)
+        self.runner = AggregateRunner(InMemoryAggregateStore(Shipment), self.clock, _dropped)
+        self.service = ShippingService(self.runner, SHIPPING_SETTINGS)
+
+    @classmethod
+    async def create(cls) -> ShipmentWorld:
+        return cls()
+
+    async def state(self) -> dict:
+        shipment = await self.runner.get(ORDER)
+        assert shipment is not None
+        return {**shipment.model_dump(include={"status", "paid_at", "ship_by", "dispatch"}),
+                "closed": shipment.order_closed_at is not None,
+                "deadlines": sorted(shipment.deadlines)}
+
+
+def confirmed() -> Step:
+    return event("order", "confirmed", T0, lambda **c: OrderConfirmed(
+        **c, logistics=LOGISTICS, currency="USD", total=TOTAL, delivery_period_days=10,
+        payment_due_at=day(20)))
+
+
+PAID = ("confirmed", "funded")
+SHIPMENT_SAGAS = {
+    "shipped, then settled": (
+        [confirmed(), funded(), act("dispatch", 3, lambda s: s.submit_dispatch(
+            SUPPLIER, ORDER, Carrier.DHL, "1234567890", day(3).date()), *PAID),
+         order_closed("closed", 20, ClosureReason.SETTLED, "dispatch")],
+        dict(status="dispatched", closed=True, paid_at=day(1), deadlines=[])),
+    "paid, awaiting dispatch": (
+        [confirmed(), funded()],
+        dict(status="awaiting_dispatch", ship_by=day(11))),
+    "ship-by deadline missed": (
+        [confirmed(), funded(), sweep(12, *PAID),
+         order_closed("closed", 12, ClosureReason.SETTLED, "sweep@12")],
+        dict(status="deadline_missed", closed=True, deadlines=[])),
+    "a late dispatch after the unswept deadline is refused": (
+        [confirmed(), funded(), act("late dispatch", 12, _refused(lambda s: s.submit_dispatch(
+            SUPPLIER, ORDER, Carrier.DHL, "1234567890", day(11).date())), *PAID)],
+        dict(status="awaiting_dispatch", dispatch=None)),
+}
+
+
+@pytest.mark.parametrize("saga", SHIPMENT_SAGAS)
+async def test_shipment_reaches_one_state_in_every_delivery_order(saga):
+    steps, expected = SHIPMENT_SAGAS[saga]
+    await _one_outcome(steps, expected, await ShipmentWorld.create())
+
+
+# --- the payment service (owned by the money work; its reactions are proved here too) -------
+
+
+class EscrowWorld(PaymentWorld):
+    @classmethod
+    async def create(cls) -> EscrowWorld:
+        world = cls()
+        world.clock._now = T0
+        return world
+
+    def advance_to(self, at: datetime) -> None:
+        if at > self.clock.now():
+            self.clock.advance(at - self.clock.now())
+
+    async def state(self) -> dict:
+        escrow = await self.escrow()
+        return {"status": escrow.status, "paid_in": escrow.paid_in, "held": escrow.held,
+                "released": escrow.released, "refunded": escrow.refunded,
+                "moved": sorted(self.moved())}
+
+
+def escrow_confirmed() -> Step:
+    async def run(world: EscrowWorld) -> None:
+        await world.deliver(OrderConfirmed(
+            order_id=PAYMENT_ORDER, parties=PAYMENT_PARTIES, currency="USD", total=PAYMENT_TOTAL,
+            delivery_period_days=10, logistics=LOGISTICS, payment_due_at=day(20)),
+            Envelope.wrap(OrderConfirmed(
+                order_id=PAYMENT_ORDER, parties=PAYMENT_PARTIES, currency="USD",
+                total=PAYMENT_TOTAL, delivery_period_days=10, logistics=LOGISTICS,
+                payment_due_at=day(20)), occurred_at=T0))
+    return Step("confirmed", "order", T0, run)
+
+
+def escrow_event(topic: str, name: str, n: float, make, *after: str) -> Step:
+    async def run(world: EscrowWorld) -> None:
+        built = make(order_id=PAYMENT_ORDER, parties=PAYMENT_PARTIES)
+        await world.deliver(built, Envelope.wrap(built, occurred_at=day(n)))
+    return Step(name, topic, day(n), run, frozenset(after))
+
+
+def paying(name: str, n: float, pay, *after: str) -> Step:
+    async def run(world: EscrowWorld) -> None:
+        await pay(world)
+    return Step(name, "commands", day(n), run, frozenset(("confirmed", *after)))
+
+
+async def _card_or_refused(world: EscrowWorld) -> None:
+    """The buyer tries to pay by card; a refusal is an answer too."""
+    try:
+        await world.pay_card()
+    except DomainError:
+        pass
+
+
+PAYMENT_SAGAS = {
+    "receipt releases": (
+        [escrow_confirmed(), paying("pay", 1, _card_or_refused),
+         escrow_event("dispute", "receipt", 10, lambda **c: ReceiptConfirmed(
+             **c, confirmed_by="buyer"), "pay"),
+         escrow_event("order", "closed", 10, lambda **c: OrderClosed(
+             **c, reason=ClosureReason.SETTLED, currency="USD"), "receipt")],
+        dict(status="settled", released=PAYMENT_TOTAL)),
+    "withdrawn partial dispute, then a full one agreed": (
+        [escrow_confirmed(), paying("pay", 1, _card_or_refused),
+         escrow_event("dispute", "opened:d1", 9, lambda **c: DisputeOpened(
+             **c, dispute_id="d1", reason=DisputeReason.OTHER,
+             requested=RequestedOutcome.PARTIAL_REFUND, disputed_amount=50_000, currency="USD",
+             description="x", answer_due_at=day(14)), "pay"),
+         escrow_event("dispute", "withdrawn:d1", 10, lambda **c: DisputeWithdrawn(
+             **c, dispute_id="d1")),
+         escrow_event("dispute", "opened:d2", 11, lambda **c: DisputeOpened(
+             **c, dispute_id="d2", reason=DisputeReason.NOT_RECEIVED,
+             requested=RequestedOutcome.FULL_REFUND, disputed_amount=50_000, currency="USD",
+             description="y", answer_due_at=day(16))),
+         escrow_event("dispute", "resolved:d2", 12, lambda **c: DisputeResolved(
+             **c, dispute_id="d2", outcome=DisputeOutcome.FULL_REFUND, refund_amount=50_000,
+             currency="USD", decided_by="agreement"))],
+        dict(status="settled", released=PAYMENT_TOTAL - 50_000, refunded=50_000)),
+    "ship-by deadline missed": (
+        [escrow_confirmed(), paying("pay", 1, _card_or_refused),
+         escrow_event("shipping", "missed", 11, lambda **c: DispatchDeadlineMissed(
+             **c, ship_by=day(11)), "pay"),
+         escrow_event("order", "closed", 11, lambda **c: OrderClosed(
+             **c, reason=ClosureReason.SETTLED, currency="USD"), "missed")],
+        dict(status="settled", refunded=PAYMENT_TOTAL)),
+    # 9.2: a card payment after pay_by is refused, whether or not the order's closure has
+    # arrived yet; so the escrow ends the same (nothing taken) in either order.
+    "a card payment after the deadline": (
+        [escrow_confirmed(), paying("late card", 20.5, _card_or_refused),
+         escrow_event("order", "closed", 20, lambda **c: OrderClosed(
+             **c, reason=ClosureReason.PAYMENT_NOT_RECEIVED, currency="USD"))],
+        dict(status="settled", paid_in=0)),
+    "a transfer after the deadline": (
+        [escrow_confirmed(), paying("late transfer", 21, lambda w: w.transfer("t-late",
+                                                                               PAYMENT_TOTAL)),
+         escrow_event("order", "closed", 20, lambda **c: OrderClosed(
+             **c, reason=ClosureReason.PAYMENT_NOT_RECEIVED, currency="USD"))],
+        dict(status="settled", held=0, released=0, refunded=PAYMENT_TOTAL)),
+}
+
+
+@pytest.mark.parametrize("saga", PAYMENT_SAGAS)
+async def test_escrow_reaches_one_state_in_every_delivery_order(saga):
+    steps, expected = PAYMENT_SAGAS[saga]
+    found = await outcomes_replayed(steps, EscrowWorld.create)
+    assert len(found) == 1, found
+    world = await EscrowWorld.create()
+    for step in steps:
         world.advance_to(step.at)
         await step.run(world)
     final = await world.state()

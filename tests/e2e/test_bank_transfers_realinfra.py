@@ -58,3 +58,22 @@ async def test_only_signed_reports_of_the_bank_count_and_unmatched_money_goes_ba
         assert [t["amount"] for t in found] == [7_000] and found[0]["return_status"] == "sent", found
         return found[0]
     assert (await eventually(returned))["currency"] == "NZD"
+
+
+async def test_money_in_a_currency_the_order_is_not_in_goes_back_and_the_buyer_is_told(
+        platform: Platform):
+    trade = Trade(platform)
+    await trade.place()
+    await trade.confirm()
+    answer = await trade.transfer(12_345, currency="NZD")
+    assert (answer.status_code, answer.json()["returned"]) == (200, 12_345)
+
+    async def sent_back() -> None:
+        payment = await trade.payment()
+        [instruction] = payment["instructions"]
+        assert (instruction["currency"], instruction["status"]) == ("NZD", "sent"), instruction
+    await eventually(sent_back)
+    [mail] = [m for m in await trade.wait_mails(("funds_returned", "buyer"))
+              if m.headers.get("x-escrow-step") == "funds_returned"]
+    assert "NZD 123.45" in mail.text
+    assert (await trade.balances())["paid_in"] == 0

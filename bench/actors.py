@@ -37,9 +37,10 @@ class Actors:
     """One keep-alive HTTP client per service, and a token per party."""
 
     def __init__(self, urls: dict[str, str], secret: str) -> None:
-        # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never
-        # goes out on a connection the server is closing (a ReadError, not the platform's fault).
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0)
+        # Idle connections are dropped well before uvicorn's 5 s keep-alive ends (both clocks
+        # lag on a starved machine), so a request never goes out on a connection the server
+        # is closing (a ReadError, not the platform's fault).
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0)
         self.clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0)
                         for name, url in urls.items()}
         self.secret = secret

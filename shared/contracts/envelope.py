@@ -72,6 +72,8 @@ class Envelope(BaseModel):
     producer: Service
     correlation_id: str = Field(min_length=1, max_length=64)
     causation_id: str | None = None
+    # W3C trace context of the span that recorded the event (None when tracing is off).
+    traceparent: str | None = Field(default=None, max_length=128)
     payload: dict[str, Any]
 
     @classmethod
@@ -82,6 +84,7 @@ class Envelope(BaseModel):
         occurred_at: datetime,
         correlation_id: str | None = None,
         causation_id: str | None = None,
+        traceparent: str | None = None,
     ) -> Envelope:
         event_id = uuid.uuid4().hex
         return cls(
@@ -93,6 +96,7 @@ class Envelope(BaseModel):
             producer=event.producer,
             correlation_id=correlation_id or event_id,
             causation_id=causation_id,
+            traceparent=traceparent,
             payload=event.model_dump(mode="json"),
         )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
+from opentelemetry.trace import SpanKind
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -25,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.contracts.parties import Role
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, TooManyRequests
-from shared.infra import context
+from shared.infra import context, telemetry
 from shared.infra.auth import Unauthenticated, verify_token
 from shared.infra.metrics import HttpMetrics
 from shared.infra.store import ConcurrencyConflict
@@ -137,7 +138,8 @@ def correlation_id(request: Request) -> str:
     return chosen or context.new_correlation_id(request.headers.get(CORRELATION_HEADER))
 
 
-def install_request_context(app: FastAPI, metrics: HttpMetrics | None = None) -> None:
+def install_request_context(app: FastAPI, metrics: HttpMetrics | None = None,
+                            service: str = "") -> None:
     """Bind the correlation id (and the order in the path) for every log line of the
     request, echo the id in the response, and log the request once it is answered."""
 
@@ -149,10 +151,16 @@ def install_request_context(app: FastAPI, metrics: HttpMetrics | None = None) ->
         path = request.url.path
         in_path = _ORDER_IN_PATH.match(path)
         started = time.perf_counter()
-        with context.bound(correlation_id=chosen, order_id=in_path.group(1) if in_path else None):
+        with context.bound(correlation_id=chosen, order_id=in_path.group(1) if in_path else None), \
+                telemetry.span(f"{request.method} {path}", service=service, kind=SpanKind.SERVER,
+                               traceparent=request.headers.get("traceparent"),
+                               http__request__method=request.method, url__path=path,
+                               escrow__correlation_id=chosen) as span:
             response = await call_next(request)
             response.headers[CORRELATION_HEADER] = chosen
             route = request.scope.get("route")
+            span.update_name(f"{request.method} {getattr(route, 'path', path)}")
+            span.set_attribute("http.response.status_code", response.status_code)
             if metrics is not None:
                 metrics.observe(request.method, getattr(route, "path", "unmatched"),
                                 response.status_code, time.perf_counter() - started)
@@ -210,14 +218,15 @@ def create_app(*, title: str, description: str, settings: Any,
                ready: Callable[[], Awaitable[dict[str, str]]],
                metrics: CollectorRegistry | None = None, lifespan: Any = None,
                problems: Problems | None = None,
-               refresh_metrics: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+               refresh_metrics: Callable[[], Awaitable[None]] | None = None,
+               service: str = "") -> FastAPI:
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   generate_unique_id_function=operation_id)
     _problems_in_openapi(app)
     app.state.settings = settings
     install_problem_handlers(app, {**PROBLEMS, **(problems or {})})
     registry = metrics or CollectorRegistry()
-    install_request_context(app, HttpMetrics(registry))
+    install_request_context(app, HttpMetrics(registry), service)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> dict[str, str]:

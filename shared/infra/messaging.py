@@ -24,6 +24,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
@@ -31,7 +32,7 @@ from pymongo.errors import ConnectionFailure
 from shared.contracts.envelope import Envelope, TradeEvent, UnknownEventType, documented_envelope
 from shared.contracts.topics import Service, Topics
 from shared.domain.errors import DomainError
-from shared.infra import context
+from shared.infra import context, telemetry
 from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import OutboxMessage
 
@@ -100,13 +101,17 @@ class EventPublisher:
 
     async def __call__(self, message: OutboxMessage) -> None:
         head = json.loads(message.body)
-        await self._publishers[head["event_type"]].publish(
-            message.body.encode(),
-            key=head["order_id"].encode(),
-            correlation_id=head["correlation_id"],
-            headers={"content-type": "application/json", "event-type": head["event_type"],
-                     "event-id": head["event_id"]},
-        )
+        # A child of the span that recorded the event, even when a later sweep publishes it.
+        with telemetry.span(f"publish {head['event_type']}", service=head["producer"],
+                            kind=SpanKind.PRODUCER, traceparent=head.get("traceparent"),
+                            messaging__destination=self.topic, escrow__event_id=head["event_id"]):
+            await self._publishers[head["event_type"]].publish(
+                message.body.encode(),
+                key=head["order_id"].encode(),
+                correlation_id=head["correlation_id"],
+                headers={"content-type": "application/json", "event-type": head["event_type"],
+                         "event-id": head["event_id"]},
+            )
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,10 @@ class EventConsumer:
         if entry is None:
             return None  # an event this service does not react to
         with context.bound(correlation_id=envelope.correlation_id, order_id=envelope.order_id,
-                           event_type=envelope.event_type, event_id=envelope.event_id):
+                           event_type=envelope.event_type, event_id=envelope.event_id), \
+                telemetry.span(f"consume {envelope.event_type}", service=str(self.service),
+                               kind=SpanKind.CONSUMER, traceparent=envelope.traceparent,
+                               escrow__order_id=envelope.order_id, escrow__event_id=envelope.event_id):
             return await self._dispatch(envelope, entry, body, key, headers, origin)
 
     async def _dispatch(self, envelope: Envelope, entry: tuple[type[TradeEvent], EventHandler],

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
-from shared.infra import context
+from shared.infra import context, telemetry
 from shared.infra.clock import Clock
 from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import DEADLINES, AggregateStore, InMemoryAggregateStore, OutboxMessage
@@ -115,7 +115,8 @@ class AggregateRunner(Generic[A]):
                 Envelope.wrap(
                     event, occurred_at=now,
                     correlation_id=cause.correlation_id if cause else correlation_id,
-                    causation_id=cause.event_id if cause else None)
+                    causation_id=cause.event_id if cause else None,
+                    traceparent=telemetry.current_traceparent())
                 for event in result.pull_events()
             ]
             handled = (loaded.handled if loaded else []) + ([cause.event_id] if cause else [])

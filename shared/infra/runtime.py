@@ -24,6 +24,7 @@ from shared.domain.aggregate import Aggregate
 from shared.infra.clock import Clock
 from shared.infra.http import PROBLEM_RESPONSES, Problems, create_app
 from shared.infra.logging import configure_logging
+from shared.infra.telemetry import configure_tracing
 from shared.infra.metrics import ServiceFigures
 from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner, run_periodically
@@ -95,7 +96,8 @@ class ServiceRuntime:
         """``problems``: the HTTP answer of the service's own error types."""
         self.http = create_app(title=title, description=description, settings=self.settings,
                                ready=self.readiness, lifespan=self.lifespan, metrics=self.metrics,
-                               problems=problems, refresh_metrics=self.figures.refresh)
+                               problems=problems, refresh_metrics=self.figures.refresh,
+                               service=str(self.service))
         self.http.include_router(router, responses=PROBLEM_RESPONSES)
         document: dict[str, Any] = {}
 
@@ -187,6 +189,7 @@ def serve(runtime: ServiceRuntime) -> None:
     """Run a service as a process: HTTP on the configured port, the rest in its lifespan."""
     settings = runtime.settings
     configure_logging(str(runtime.service), settings.log_level, settings.log_format)
+    configure_tracing(str(runtime.service), settings.tracing)
     assert runtime.http is not None
     # uvicorn's own logging config and access log are off: ours (one JSON line per
     # request, without health probes) is written by the HTTP middleware.

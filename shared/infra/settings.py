@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.infra.logging import LogFormat
+from shared.infra.telemetry import Tracing
 
 # Published in this repository, so worthless as a secret: only a development platform
 # (ESCROW_ENV=development) may run with it.
@@ -104,6 +105,8 @@ class ServiceSettings(BaseSettings):
     log_format: LogFormat = "json"
     # GET /health/ready answers within this, ready or not.
     readiness_timeout_seconds: float = 0.9
+    # `none` (no tracing, no cost) or `otlp` (spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT).
+    tracing: Tracing = "none"
 
     @property
     def development(self) -> bool:

@@ -34,6 +34,7 @@ from shared.contracts.events import (
     DisputeWithdrawn,
     ReceiptAutoConfirmSoon,
     ReceiptConfirmed,
+    ReceiptExpected,
 )
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
@@ -167,6 +168,9 @@ class BuyerProtection(Aggregate):
                   tracking_number=tracking_number,
                   dispute_opens_at=self.dispute_opens_at.isoformat(),
                   auto_confirm_at=self.auto_confirm_at.isoformat())
+        self.record(ReceiptExpected(order_id=self.order_id, parties=self.parties,
+                                    dispute_opens_at=self.dispute_opens_at,
+                                    auto_confirm_at=self.auto_confirm_at), now)
 
     def close(self, because: str, now: datetime) -> None:
         """The order is over (cancelled, closed, or never shipped): nothing is due any more."""
@@ -375,7 +379,8 @@ class BuyerProtection(Aggregate):
                 self._confirm_receipt("automatic", now)
             elif now < self.auto_confirm_at:
                 self.record(ReceiptAutoConfirmSoon(order_id=self.order_id, parties=self.parties,
-                                                   auto_confirm_at=self.auto_confirm_at), now)
+                                                   auto_confirm_at=self.auto_confirm_at,
+                                                   dispute_opens_at=self.dispute_opens_at), now)
             return
         dispute = self.dispute
         if dispute is None or dispute.status is not DisputeStatus.OPEN:

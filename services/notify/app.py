@@ -31,7 +31,6 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
                            settings.verification_limits(), on_released=released.inc)
     notifications = Notifications(jobs, contacts, clock,
                                   customer_service_email=settings.customer_service_email,
-                                  dispute_opens_after=settings.dispute_opens_after,
                                   on_waiting=waited.inc)
     runtime.consume(notifications.handlers())
     sender = EmailSender(

@@ -9,7 +9,7 @@ twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel
@@ -60,8 +60,7 @@ def job_id(event_id: str, recipient: Recipient) -> str:
 
 
 def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_service_email: str,
-            addresses: Mapping[str, str],
-            dispute_opens_after: timedelta = timedelta(days=5)) -> list[EmailJob]:
+            addresses: Mapping[str, str]) -> list[EmailJob]:
     """The mails this event causes, one per recipient of its step. ``addresses`` are the
     parties' verified contact emails by party id; a mail for a party without one waits."""
     step = step_of(event)
@@ -71,8 +70,7 @@ def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_se
                   Recipient.CUSTOMER_SERVICE: ("Customer service", None)}
     jobs = []
     for recipient in step.recipients_of(event):
-        context = MailContext(event=event, recipient=recipient,
-                              dispute_opens_after=dispute_opens_after)
+        context = MailContext(event=event, recipient=recipient)
         name, party_id = recipients[recipient]
         address = customer_service_email if party_id is None else addresses.get(party_id, "")
         mail = render(step.template(context), order_id=event.order_id, greeting_name=name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from typing import Protocol
 
 from shared.contracts.envelope import Envelope, TradeEvent, registered_events
@@ -31,14 +30,13 @@ class ContactDirectory(Protocol):
 
 class Notifications:
     def __init__(self, jobs: EmailJobs, contacts: ContactDirectory, clock: Clock, *,
-                 customer_service_email: str, dispute_opens_after: timedelta = timedelta(days=5),
+                 customer_service_email: str,
                  on_waiting: Callable[[int], None] = lambda count: None) -> None:
         self.jobs = jobs
         self.contacts = contacts
         self.clock = clock
         self.on_waiting = on_waiting
         self.customer_service_email = customer_service_email
-        self.dispute_opens_after = dispute_opens_after
 
     def handlers(self) -> dict[type[TradeEvent], EventHandler]:
         """One handler for every registered event: each is a step someone is told about."""
@@ -54,8 +52,7 @@ class Notifications:
         stored, waiting = 0, []
         for job in compose(envelope, event, now=self.clock.now(),
                            customer_service_email=self.customer_service_email,
-                           addresses=await self.contacts.addresses(parties),
-                           dispute_opens_after=self.dispute_opens_after):
+                           addresses=await self.contacts.addresses(parties)):
             if not await self.jobs.add(job):
                 log.info("email %s exists already (event delivered again)", job.id)
                 continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -32,7 +32,6 @@ class MailContext(Generic[E]):
 
     event: E
     recipient: Recipient
-    dispute_opens_after: timedelta = timedelta(days=5)
 
     @property
     def to_buyer(self) -> bool:

@@ -35,8 +35,6 @@ class NotifySettings(ServiceSettings):
     send_backoff_cap: timedelta = timedelta(minutes=10)
     # Longer than an SMTP exchange can take: past it, a claimed mail is taken over.
     send_lease: timedelta = timedelta(minutes=2)
-    # Shown in the "shipped" mail; the dispute service's setting of the same meaning.
-    dispute_opens_after: timedelta = timedelta(days=5)
     # A party's own contact email: how long a mailed code is valid, wrong codes allowed,
     # and how many verification mails one party can make the platform send per window.
     verification_code_valid_for: timedelta = timedelta(hours=24)

@@ -369,7 +369,8 @@ class Escrow(Aggregate):
                                          funding.method, funding.source_id, reason, now)
             self.record(EscrowRefunded(order_id=self.order_id, parties=self.parties, amount=part,
                                        currency=self.currency, reason=reason, method=funding.method,
-                                       refund_id=instruction.instruction_id, held_after=self.held), now)
+                                       refund_id=instruction.instruction_id, held_after=self.held,
+                                       refund_total=amount), now)
         if left:
             raise LedgerBroken(f"escrow of order {self.order_id}: {left} of a refund has no source")
 

@@ -199,6 +199,9 @@ class EscrowRefunded(PaymentEvent):
     method: PaymentMethod
     refund_id: str
     held_after: MinorUnits
+    # The whole refund this part belongs to: a refund split over several funding sources
+    # (a card and transfers) is one refund in several parts. None: this part is all of it.
+    refund_total: PositiveMinorUnits | None = None
 
 
 class EscrowSettled(PaymentEvent):
@@ -262,9 +265,21 @@ class ReceiptConfirmed(DisputeEvent):
     confirmed_by: Literal["buyer", "automatic"]
 
 
+class ReceiptExpected(DisputeEvent):
+    """The dispute service knows of the dispatch: from when the buyer may dispute, and when
+    receipt is confirmed automatically (both run from the later of the ship date and the
+    proof's submission)."""
+
+    event_type = "dispute.receipt_expected"
+    dispute_opens_at: AwareDatetime
+    auto_confirm_at: AwareDatetime
+
+
 class ReceiptAutoConfirmSoon(DisputeEvent):
     event_type = "dispute.receipt_auto_confirm_soon"
     auto_confirm_at: AwareDatetime
+    # From when a dispute can be opened (None from producers before it was added).
+    dispute_opens_at: AwareDatetime | None = None
 
 
 class DisputeOpened(DisputeEvent):

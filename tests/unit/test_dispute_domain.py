@@ -14,6 +14,7 @@ from shared.contracts.events import (
     DisputeResolved,
     DisputeWithdrawn,
     ReceiptAutoConfirmSoon,
+    ReceiptExpected,
     ReceiptConfirmed,
 )
 from shared.contracts.parties import Parties, Party, Role
@@ -81,6 +82,16 @@ def test_dispatch_opens_the_windows_from_the_start_of_the_ship_date_utc():
     assert p.auto_confirm_at == AUTO_CONFIRM_AT
     assert p.deadlines == {RECEIPT_AUTO_CONFIRM: AUTO_CONFIRM_AT,
                            RECEIPT_REMINDER: AUTO_CONFIRM_AT - 3 * DAY}
+
+
+def test_dispatch_publishes_the_dates_the_parties_are_mailed():
+    p = BuyerProtection.start("ord-1", PARTIES)
+    p.record_funding(PAID, "EUR", SHIPPED_AT - 3 * DAY)
+    p.record_dispatch(SHIP_DATE, Carrier.DHL, "1234567890", SHIPPED_AT, periods=PERIODS)
+    [expected] = [e for e in p.pull_events() if isinstance(e, ReceiptExpected)]
+    assert (expected.dispute_opens_at, expected.auto_confirm_at) == (OPENS_AT, AUTO_CONFIRM_AT)
+    p.run_due_deadlines(AUTO_CONFIRM_AT - 3 * DAY)
+    assert last(p).dispute_opens_at == OPENS_AT
 
 
 def test_the_periods_are_configurable():

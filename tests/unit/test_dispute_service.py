@@ -143,8 +143,8 @@ async def test_buyer_confirmation_is_published_once(world):
     await shipped(service, clock)
     await service.confirm_receipt(BUYER, "ord-1")
     p = await service.confirm_receipt(BUYER, "ord-1")
-    assert published.types() == ["dispute.receipt_confirmed"]
-    assert published[0].payload["confirmed_by"] == "buyer"
+    assert published.types() == ["dispute.receipt_expected", "dispute.receipt_confirmed"]
+    assert published[-1].payload["confirmed_by"] == "buyer"
     assert p.status is ProtectionStatus.RECEIPT_CONFIRMED
 
 
@@ -156,8 +156,9 @@ async def test_the_stored_deadlines_remind_then_confirm_automatically(world):
     clock.advance(3 * DAY)
     await service.runner.sweep_deadlines()
     await service.runner.sweep_deadlines()
-    assert published.types() == ["dispute.receipt_auto_confirm_soon", "dispute.receipt_confirmed"]
-    assert published[1].payload["confirmed_by"] == "automatic"
+    assert published.types() == ["dispute.receipt_expected", "dispute.receipt_auto_confirm_soon",
+                                "dispute.receipt_confirmed"]
+    assert published[-1].payload["confirmed_by"] == "automatic"
 
 
 async def test_unknown_order_is_not_found(world):
@@ -179,8 +180,8 @@ async def test_attachments_are_stored_and_served_to_the_parties_and_agents(world
     assert [e.kind for e in evidence] == ["attachment", "link"]
     stored = files.files[evidence[0].attachment_id]
     assert stored.size_bytes == len(PNG) and len(stored.sha256) == 64
-    assert published.types() == ["dispute.opened"]
-    assert published[0].payload["evidence"][0]["attachment_id"] == evidence[0].attachment_id
+    assert published.types() == ["dispute.receipt_expected", "dispute.opened"]
+    assert published[-1].payload["evidence"][0]["attachment_id"] == evidence[0].attachment_id
     for reader in (BUYER, SUPPLIER, AGENT):
         file = await service.attachment(reader, "ord-1", evidence[0].attachment_id)
         assert file.data == PNG and file.content_type == "image/png"
@@ -200,7 +201,7 @@ async def test_a_refused_dispute_stores_no_files(world):
         await open_dispute(service, [png()], actor=SUPPLIER)
     with pytest.raises(InvalidRequest, match="at most 10 attachments"):
         await open_dispute(service, [png(f"p{i}.png") for i in range(11)])
-    assert files.files == {} and published == []
+    assert files.files == {} and published.types() == ["dispute.receipt_expected"]
 
 
 @pytest.mark.parametrize(("upload", "field", "message"), [
@@ -241,7 +242,7 @@ async def test_a_retried_opening_with_files_is_one_dispute_and_one_file(world):
     first = await open_dispute(service, [png()])
     again = await open_dispute(service, [png()])
     assert again.dispute.dispute_id == first.dispute.dispute_id
-    assert len(files.files) == 1 and published.types() == ["dispute.opened"]
+    assert len(files.files) == 1 and published.types() == ["dispute.receipt_expected", "dispute.opened"]
 
 
 async def test_unanswered_disputes_escalate_automatically_into_the_agents_queue(world):

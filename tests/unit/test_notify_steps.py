@@ -94,6 +94,8 @@ SAMPLES: dict[type[TradeEvent], dict[str, Any]] = {
                                 ship_date=date(2026, 2, 1), dispatched_at=T0 + timedelta(days=27)),
     ev.DispatchDeadlineMissed: dict(ship_by=T0 + timedelta(days=30)),
     ev.ReceiptConfirmed: dict(confirmed_by="buyer"),
+    ev.ReceiptExpected: dict(dispute_opens_at=datetime(2026, 2, 7, tzinfo=UTC),
+                             auto_confirm_at=datetime(2026, 3, 5, tzinfo=UTC)),
     ev.ReceiptAutoConfirmSoon: dict(auto_confirm_at=T0 + timedelta(days=60)),
     ev.DisputeOpened: dict(
         dispute_id="dsp-1", reason=DisputeReason.NOT_AS_DESCRIBED, disputed_amount=40000,
@@ -227,10 +229,9 @@ def test_an_escalated_dispute_is_also_mailed_to_customer_service() -> None:
     assert "party buyer-acme" in agent.text and "party supplier-bolts" in agent.text
 
 
-def test_the_shipped_mail_gives_the_tracking_number_and_when_a_dispute_can_open() -> None:
-    buyer = mails(sample(ev.ShipmentDispatched), dispute_opens_after=timedelta(days=7))[Recipient.BUYER]
+def test_the_shipped_mail_gives_the_tracking_number() -> None:
+    buyer = mails(sample(ev.ShipmentDispatched))[Recipient.BUYER]
     assert "1234567890" in buyer.text and "DHL" in buyer.text
-    assert "open a dispute from 08 Feb 2026" in buyer.text
 
 
 def test_the_supplier_is_asked_to_ship_by_the_deadline() -> None:
@@ -260,3 +261,67 @@ def test_job_ids_differ_per_event_and_recipient() -> None:
     assert len(ids) == 4
     assert all(re.fullmatch(r"[0-9a-f]{32}:(buyer|supplier)", i) for i in ids)
     assert uuid.UUID(next(iter(ids)).split(":")[0])
+
+
+# --- every email states what actually moved (issue 9.6, 9.9) -------------------------------
+
+
+def test_a_partial_refund_dispute_tells_both_that_the_undisputed_part_is_released_now() -> None:
+    opened = mails(sample(ev.DisputeOpened))  # 400.00 disputed, partial refund requested
+    buyer, supplier = opened[Recipient.BUYER].text, opened[Recipient.SUPPLIER].text
+    assert "no money moves" not in buyer
+    assert "USD 400.00 stays held in escrow" in buyer
+    assert "the rest of your payment, which you do not dispute, is released to Shenzhen Bolts Co now" in buyer
+    assert "the rest, which the buyer does not dispute, is released to you now" in supplier
+    full = mails(sample(ev.DisputeOpened, requested=RequestedOutcome.FULL_REFUND,
+                        disputed_amount=100000))[Recipient.BUYER].text
+    assert "no money moves until it is resolved" in full
+
+
+def test_a_full_refund_decision_on_a_partial_dispute_is_announced_as_the_amount_refunded() -> None:
+    resolved = mails(sample(ev.DisputeResolved, outcome=DisputeOutcome.FULL_REFUND,
+                            refund_amount=40000))
+    for mail in resolved.values():
+        assert "full refund" not in mail.subject + mail.text
+        assert "refund of everything in dispute, USD 400.00, to the buyer" in mail.text
+
+
+def test_a_wrong_currency_return_says_why_and_not_that_the_order_was_closed() -> None:
+    returned = mails(sample(ev.FundsReturned, amount=5000, currency="EUR",
+                            reason=ev.ReturnReason.WRONG_CURRENCY))[Recipient.BUYER].text
+    assert "could no longer take payment" not in returned
+    assert "it was in EUR, not in the currency of the order" in returned
+
+
+def test_the_cancel_mail_does_not_claim_nothing_was_charged() -> None:
+    """A partial transfer may have arrived before the cancel: it is returned, and said so."""
+    buyer = mails(sample(ev.OrderCancelled))[Recipient.BUYER].text
+    assert "Nothing was charged" not in buyer
+    assert "any money that already arrived for it is returned to you" in buyer
+
+
+def test_a_refund_split_over_two_funding_sources_says_each_part_and_the_total() -> None:
+    parts = [mails(sample(ev.EscrowRefunded, amount=amount, refund_total=100000,
+                          method=method))[Recipient.BUYER]
+             for amount, method in ((30000, PaymentMethod.BANK_TRANSFER), (70000, PaymentMethod.CARD))]
+    assert "USD 300.00 of a refund of USD 1,000.00" in parts[0].subject
+    assert "USD 700.00 of a refund of USD 1,000.00" in parts[1].subject
+    assert all("in parts, one email for each" in p.text for p in parts)
+    whole = mails(sample(ev.EscrowRefunded, refund_total=100000))[Recipient.BUYER]
+    assert "USD 1,000.00 refunded to you" in whole.subject and "in parts" not in whole.text
+
+
+def test_an_escrow_that_never_held_money_sends_no_statement() -> None:
+    assert mails(sample(ev.EscrowSettled, paid_in_total=0, released_total=0,
+                        refunded_total=0)) == {}
+
+
+def test_the_dispute_and_receipt_dates_are_the_dispute_services() -> None:
+    shipped = mails(sample(ev.ShipmentDispatched))[Recipient.BUYER].text
+    assert "open a dispute from" not in shipped  # notify no longer works the date out itself
+    expected = mails(sample(ev.ReceiptExpected))
+    assert "open a dispute from Sat 07 Feb 2026, 00:00 UTC" in expected[Recipient.BUYER].text
+    assert "Thu 05 Mar 2026, 00:00 UTC" in expected[Recipient.SUPPLIER].text
+    reminder = mails(sample(ev.ReceiptAutoConfirmSoon,
+                            dispute_opens_at=datetime(2026, 2, 7, tzinfo=UTC)))[Recipient.BUYER]
+    assert "open a dispute (possible from Sat 07 Feb 2026, 00:00 UTC)" in reminder.text

@@ -28,8 +28,12 @@ class Step(Generic[E]):
     asks: str  # what the mail asks of its readers, for the README table
     # A message goes to the other side only: its author is left out.
     except_author: bool = False
+    # The step is mailed only for events that pass (e.g. a statement of an escrow that held money).
+    only_if: Callable[[E], bool] | None = None
 
     def recipients_of(self, event: E) -> tuple[Recipient, ...]:
+        if self.only_if is not None and not self.only_if(event):
+            return ()
         if self.except_author:
             author = getattr(event, "author_role", None)
             return tuple(r for r in self.recipients if r != author)
@@ -40,12 +44,13 @@ STEPS: dict[type[TradeEvent], Step[Any]] = {}
 
 
 def step(event: type[E], name: str, recipients: tuple[Recipient, ...], *, asks: str,
-         except_author: bool = False) -> Callable[[Template[E]], Template[E]]:
+         except_author: bool = False,
+         only_if: Callable[[E], bool] | None = None) -> Callable[[Template[E]], Template[E]]:
     """Declare the decorated template as the mail of ``event``'s step."""
     def register(template: Template[E]) -> Template[E]:
         if event in STEPS:
             raise LookupError(f"{event.__name__} is already the step {STEPS[event].name}")
-        STEPS[event] = Step(event, name, recipients, template, asks, except_author)
+        STEPS[event] = Step(event, name, recipients, template, asks, except_author, only_if)
         return template
     return register
 

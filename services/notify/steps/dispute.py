@@ -28,17 +28,40 @@ def receipt_confirmed(m: MailContext[ev.ReceiptConfirmed]) -> Content:
                    next_step="The payment is released to you; a payout email follows.")
 
 
+@step(ev.ReceiptExpected, "receipt_expected", BOTH,
+      asks="buyer: confirm receipt, or dispute from ...; supplier: paid on confirmation, at the latest on ...")
+def receipt_expected(m: MailContext[ev.ReceiptExpected]) -> Content:
+    e = m.event
+    facts = [order_fact(m), ("Disputes possible from", when(e.dispute_opens_at)),
+             ("Confirmed automatically on", when(e.auto_confirm_at))]
+    if m.to_buyer:
+        return Content(
+            "when to confirm receipt",
+            ["When the goods arrive, confirm receipt on the order page: that releases the "
+             "payment to the supplier."], facts,
+            next_step=f"If something is wrong, you can open a dispute from "
+                      f"{when(e.dispute_opens_at)} until you confirm receipt. Otherwise receipt "
+                      f"is confirmed automatically on {when(e.auto_confirm_at)}.")
+    return Content(
+        "when you are paid",
+        ["The buyer has been told how to confirm receipt of the goods."], facts,
+        next_step="You are paid when the buyer confirms receipt, and at the latest when receipt "
+                  f"is confirmed automatically on {when(e.auto_confirm_at)}, unless the buyer "
+                  "opens a dispute.")
+
+
 @step(ev.ReceiptAutoConfirmSoon, "receipt_auto_confirm_soon", BOTH,
       asks="buyer: confirm or dispute by ...")
 def receipt_auto_confirm_soon(m: MailContext[ev.ReceiptAutoConfirmSoon]) -> Content:
     e = m.event
+    possible = f" (possible from {when(e.dispute_opens_at)})" if e.dispute_opens_at else ""
     facts = [order_fact(m), ("Confirmed automatically on", when(e.auto_confirm_at))]
     if m.to_buyer:
         return Content(
             f"confirm receipt or dispute by {day(e.auto_confirm_at)}",
             ["You have not yet confirmed receipt of the goods."], facts,
-            next_step="Confirm receipt on the order page if all is well, or open a dispute if "
-                      f"not. Otherwise receipt is confirmed automatically on "
+            next_step="Confirm receipt on the order page if all is well, or open a dispute"
+                      f"{possible} if not. Otherwise receipt is confirmed automatically on "
                       f"{when(e.auto_confirm_at)} and the payment goes to the supplier.")
     return Content(
         "receipt will be confirmed automatically",
@@ -65,7 +88,10 @@ def dispute_opened(m: MailContext[ev.DisputeOpened]) -> Content:
         return Content(
             "the buyer opened a dispute",
             [f"{m.buyer} opened a dispute and asks for {_requested(m, e)}. "
-             f"{m.money(e.disputed_amount)} stays held in escrow while it is open."],
+             f"{m.money(e.disputed_amount)} stays held in escrow while it is open"
+             + ("." if e.requested is RequestedOutcome.FULL_REFUND else
+                "; the rest, which the buyer does not dispute, is released to you now (a "
+                "separate email gives the amount).")],
             facts, quote=e.description,
             next_step=f"Answer by {when(e.answer_due_at)}: accept, reject, or offer another "
                       "amount. If you do not answer in time, the dispute can be escalated to "
@@ -73,7 +99,11 @@ def dispute_opened(m: MailContext[ev.DisputeOpened]) -> Content:
     return Content(
         "your dispute is open",
         [f"Your dispute is open. {m.money(e.disputed_amount)} stays held in escrow while it is "
-         "open; no money moves until it is resolved."], facts, quote=e.description,
+         "open" + ("; no money moves until it is resolved." if e.requested is
+                   RequestedOutcome.FULL_REFUND else
+                   f"; the rest of your payment, which you do not dispute, is released to "
+                   f"{m.supplier} now (a separate email gives the amount).")],
+        facts, quote=e.description,
         next_step=f"{m.supplier} has until {when(e.answer_due_at)} to accept, reject or offer "
                   "another amount. If you cannot agree, either of you can escalate to customer "
                   "service.")
@@ -184,7 +214,9 @@ def dispute_escalated(m: MailContext[ev.DisputeEscalated]) -> Content:
       asks="nothing; the outcome is executed")
 def dispute_resolved(m: MailContext[ev.DisputeResolved]) -> Content:
     e = m.event
-    outcome = {DisputeOutcome.FULL_REFUND: "full refund to the buyer",
+    # What moves: an agent's "full refund" of a partial dispute refunds what is in dispute.
+    outcome = {DisputeOutcome.FULL_REFUND: f"refund of everything in dispute, "
+                                           f"{m.money(e.refund_amount)}, to the buyer",
                DisputeOutcome.PARTIAL_REFUND: f"refund of {m.money(e.refund_amount)} to the buyer",
                DisputeOutcome.RELEASE: "release to the supplier"}[e.outcome]
     how = "by agreement" if e.decided_by == "agreement" else "by customer service (final)"

@@ -80,7 +80,9 @@ def order_cancelled(m: MailContext[ev.OrderCancelled]) -> Content:
     facts = [order_fact(m), ("Reason", e.reason)]
     if m.to_buyer:
         return Content("you cancelled the order",
-                       ["You cancelled the order before paying. Nothing was charged."], facts,
+                       ["You cancelled the order before it was paid in full. No money is kept: "
+                        "any money that already arrived for it is returned to you, with an "
+                        "email for each return."], facts,
                        next_step="The order is closed; there is nothing more to do.")
     return Content("cancelled by the buyer", [f"{m.buyer} cancelled the order before paying."],
                    facts, next_step="The order is closed. Do not prepare or ship the goods.")

@@ -95,8 +95,11 @@ def payment_received(m: MailContext[ev.EscrowFunded]) -> Content:
       asks="nothing")
 def funds_returned(m: MailContext[ev.FundsReturned]) -> Content:
     e = m.event
-    why = ("it was more than the amount due" if e.reason is ev.ReturnReason.OVERPAYMENT
-           else "the order could no longer take payment")
+    why = {ev.ReturnReason.OVERPAYMENT: "it was more than the amount due",
+           ev.ReturnReason.ORDER_NOT_PAYABLE: "the order could no longer take payment",
+           ev.ReturnReason.WRONG_CURRENCY: f"it was in {e.currency}, not in the currency of the "
+                                           "order, and the platform never converts money",
+           }[e.reason]
     return Content(
         f"{m.money(e.amount)} returned to you",
         [f"We returned {m.money(e.amount)} to the account it came from, because {why}."],
@@ -129,19 +132,27 @@ def refund(m: MailContext[ev.EscrowRefunded]) -> Content:
     facts = [order_fact(m), ("Refunded", m.money(e.amount)), ("Refunded to", METHODS[e.method]),
              ("Refund", e.refund_id), ("Still held in escrow", m.money(e.held_after))]
     why = SETTLEMENT_REASONS[e.reason]
+    # A refund split over several funding sources is one refund in parts: each mail says so.
+    part = e.refund_total is not None and e.refund_total != e.amount
+    what = (f"{m.money(e.amount)} of a refund of {m.money(e.refund_total or e.amount)}" if part
+            else m.money(e.amount))
+    parts = ([f"The refund of {m.money(e.refund_total or e.amount)} goes back the ways you paid, "
+              "in parts, one email for each."] if part else [])
+    if part:
+        facts.insert(1, ("Whole refund", m.money(e.refund_total or e.amount)))
     if m.to_buyer:
         return Content(
-            f"{m.money(e.amount)} refunded to you",
-            [f"{m.money(e.amount)} was refunded to you from escrow because {why}."], facts,
+            f"{what} refunded to you",
+            [f"{what} was refunded to you from escrow because {why}.", *parts], facts,
             next_step=f"The refund goes back through your {METHODS[e.method]}; allow a few "
                       "bank days for it to show.")
     return Content(
-        f"{m.money(e.amount)} refunded to the buyer",
-        [f"{m.money(e.amount)} was refunded from escrow to {m.buyer} because {why}."], facts,
+        f"{what} refunded to the buyer",
+        [f"{what} was refunded from escrow to {m.buyer} because {why}.", *parts], facts,
         next_step="There is nothing for you to do.")
 
 
-@step(ev.EscrowSettled, "escrow_settled", BOTH,
+@step(ev.EscrowSettled, "escrow_settled", BOTH, only_if=lambda e: e.paid_in_total > 0,
       asks="statement: paid in, released, refunded")
 def escrow_settled(m: MailContext[ev.EscrowSettled]) -> Content:
     e = m.event

@@ -56,14 +56,13 @@ def shipped(m: MailContext[ev.ShipmentDispatched]) -> Content:
     facts = [order_fact(m), ("Carrier", CARRIERS[e.carrier]), ("Tracking number", e.tracking_number),
              ("Ship date", day(e.ship_date))]
     if m.to_buyer:
-        disputes_from = e.ship_date + m.dispute_opens_after
         return Content(
             "your goods are shipped",
             [f"{m.supplier} shipped your goods with {CARRIERS[e.carrier]}, tracking number "
              f"{e.tracking_number}."], facts,
             next_step="When the goods arrive, confirm receipt on the order page: that releases "
                       "the payment to the supplier. If something is wrong, you can open a "
-                      f"dispute from {day(disputes_from)} until you confirm receipt.")
+                      "dispute; a separate email gives the dates.")
     return Content(
         "proof of dispatch recorded",
         [f"Your proof of dispatch is recorded: {CARRIERS[e.carrier]}, tracking number "

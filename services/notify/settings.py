@@ -22,11 +22,13 @@ class NotifySettings(ServiceSettings):
     customer_service_email: EmailStr = "disputes@escrow.example"
     # How often due emails are looked for.
     notify_send_interval_seconds: float = 1.0
-    # Open SMTP connections kept for reuse, and mails in flight at once.
-    smtp_pool_size: int = Field(default=4, ge=1, le=64)
-    send_concurrency: int = Field(default=8, ge=1, le=256)
-    # Due mails claimed by one query (each under the same lease).
-    send_batch: int = Field(default=100, ge=1, le=1000)
+    smtp_pool_size: int = Field(default=4, ge=1, le=64,
+                                description="Open SMTP connections kept for reuse (each carries "
+                                            "many mails, one at a time).")
+    send_concurrency: int = Field(default=8, ge=1, le=256,
+                                  description="Mails handed to the SMTP pool at once.")
+    send_batch: int = Field(default=100, ge=1, le=1000,
+                            description="Due mails claimed by one query, under one lease.")
     # Attempts to send one email before it is marked failed.
     max_attempts: int = Field(default=8, ge=1)
     # First wait before a failed email is retried; doubles per attempt, up to the cap.
@@ -35,12 +37,16 @@ class NotifySettings(ServiceSettings):
     send_backoff_cap: timedelta = timedelta(minutes=10)
     # Longer than an SMTP exchange can take: past it, a claimed mail is taken over.
     send_lease: timedelta = timedelta(minutes=2)
-    # A party's own contact email: how long a mailed code is valid, wrong codes allowed,
-    # and how many verification mails one party can make the platform send per window.
-    verification_code_valid_for: timedelta = timedelta(hours=24)
-    verification_wrong_codes_allowed: int = Field(default=5, ge=1)
-    verification_mails_per_window: int = Field(default=5, ge=1)
-    verification_window: timedelta = timedelta(days=1)
+    verification_code_valid_for: timedelta = Field(
+        default=timedelta(hours=24),
+        description="How long the code mailed to verify a party's contact email is valid.")
+    verification_wrong_codes_allowed: int = Field(
+        default=5, ge=1, description="Wrong codes entered before a code is void.")
+    verification_mails_per_window: int = Field(
+        default=5, ge=1, description="Verification emails one party can make the platform send "
+                                     "per window (past it: 429).")
+    verification_window: timedelta = Field(
+        default=timedelta(days=1), description="The window of that limit.")
 
     def verification_limits(self) -> VerificationLimits:
         return VerificationLimits(code_valid_for=self.verification_code_valid_for,

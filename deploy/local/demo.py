@@ -65,7 +65,7 @@ def register_contact(party: str, role: Role, address: str) -> None:
     """The party registers its own contact email and enters the code mailed there."""
     call("notify", "PUT", "/contacts/me", party, role, {"email": address})
     entry = wait_for(f"the verification code for {address}", lambda: _verification_mail(address))
-    with urllib.request.urlopen(f"{MAILBOX}/raw/{entry['file']}", timeout=10) as response:
+    with urllib.request.urlopen(entry["raw_url"], timeout=10) as response:
         text = email.message_from_bytes(response.read(), policy=email.policy.default)
     code = re.search(r"Code: +(\d{6})", text.get_body(preferencelist=("plain",)).get_content())
     call("notify", "POST", "/contacts/me/verification", party, role, {"code": code.group(1)})
@@ -148,19 +148,30 @@ def _status(service: str, path: str, party: str, role: Role) -> dict | None:
         raise
 
 
+def _mailbox() -> list[dict]:
+    """Every caught mail as {subject, rcpt_tos, received_at, raw_url}, from Mailpit's API
+    (docker compose) or from the local mailbox's (make run)."""
+    try:
+        with urllib.request.urlopen(f"{MAILBOX}/api/v1/messages?limit=5000", timeout=10) as response:
+            found = json.loads(response.read()).get("messages", [])
+        return [{"subject": m["Subject"], "rcpt_tos": [t["Address"] for t in m.get("To") or []],
+                 "received_at": m["Created"], "raw_url": f"{MAILBOX}/api/v1/message/{m['ID']}/raw"}
+                for m in found]
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            raise
+    with urllib.request.urlopen(f"{MAILBOX}/api/messages", timeout=10) as response:
+        found = json.loads(response.read())
+    return [{**m, "raw_url": f"{MAILBOX}/raw/{m['file']}"} for m in found]
+
+
 def _verification_mail(address: str) -> dict | None:
-    query = urllib.parse.urlencode({"to": address, "step": "contact_verification"})
-    with urllib.request.urlopen(f"{MAILBOX}/api/messages?{query}", timeout=10) as response:
-        entries = json.loads(response.read())
-    return entries[-1] if entries else None
+    entries = [m for m in _mailbox() if address in m["rcpt_tos"] and "confirm your email" in m["subject"].lower()]
+    return sorted(entries, key=lambda m: m["received_at"])[-1] if entries else None
 
 
 def _mails(order_id: str) -> list[dict] | None:
-    with urllib.request.urlopen(f"{MAILBOX}/api/messages", timeout=10) as response:
-        messages = json.loads(response.read())
-    if isinstance(messages, dict):
-        messages = messages.get("messages", [])
-    mine = [m for m in messages if order_id in m.get("subject", "")]
+    mine = [m for m in _mailbox() if order_id in m.get("subject", "")]
     # Ten steps, each told to both parties.
     return sorted(mine, key=lambda m: m["received_at"]) if len(mine) >= 20 else None
 

@@ -202,7 +202,7 @@ class Order(Aggregate):
         it is only noted."""
         paid_at = paid_at or now
         self.deadlines.pop(PAYMENT_REMINDER, None)  # moot once the money is there
-        self.run_due_deadlines(min(paid_at, now))
+        self.run_due_deadlines(now, due_by=paid_at)
         if self.paid_at is None and self.status not in FINISHED:
             self.paid_at = paid_at
             self.deadlines.clear()

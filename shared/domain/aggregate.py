@@ -49,10 +49,13 @@ class Aggregate(BaseModel):
     def next_deadline_at(self) -> datetime | None:
         return min(self.deadlines.values(), default=None)
 
-    def run_due_deadlines(self, now: datetime) -> None:
+    def run_due_deadlines(self, now: datetime, *, due_by: datetime | None = None) -> None:
         """Fire every deadline that has come, earliest first, re-reading them after each
-        one, because firing one may drop another (a closure drops its reminder)."""
-        while due := [(at, kind) for kind, at in self.deadlines.items() if at <= now]:
+        one, because firing one may drop another (a closure drops its reminder). With
+        ``due_by``, only those due by then: the deadlines that precede a fact learnt late
+        (a payment made before its news came) are applied first, the later ones not yet."""
+        until = now if due_by is None else min(now, due_by)
+        while due := [(at, kind) for kind, at in self.deadlines.items() if at <= until]:
             at, kind = min(due)
             del self.deadlines[kind]
             self.on_deadline(kind, at, now)

@@ -4,7 +4,7 @@ agents' decisions, each executed exactly once with the ledger balanced."""
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -162,6 +162,24 @@ async def test_after_a_withdrawal_the_buyer_disputes_again_and_gets_what_was_sti
     assert (order["released_total"], order["refunded_total"]) == (trade.total - disputed, disputed)
     await trade.wait_balances(paid_in=trade.total, held=0, released=trade.total - disputed,
                               refunded=disputed)
+
+
+async def test_a_late_proof_gives_the_buyer_the_full_window_from_its_submission(
+        platform: Platform):
+    """Issue 9.3: goods shipped on day 1, proof uploaded on day 9."""
+    trade = Trade(platform)
+    await trade.paid_trade()
+    shipped_on = platform.clock.now().date() + timedelta(days=1)
+    platform.advance(timedelta(days=9))
+    await trade.ship(ship_date=shipped_on)
+    protection = (await trade.call("dispute", "GET", f"/orders/{trade.order_id}/protection")).json()
+    submitted = datetime.fromisoformat(protection["history"][-1]["detail"]["dispatched_at"])
+    assert datetime.fromisoformat(protection["dispute_opens_at"]) == submitted + timedelta(days=5)
+    platform.advance(timedelta(days=25))  # past the ship date + 30 days, not the proof + 30
+    # An opening applies the due deadlines first: had the automatic confirmation run from
+    # the ship date, it would be refused as too late.
+    await open_dispute(trade, "not_received", "full_refund")
+    await trade.wait_status("in_dispute")
 
 
 async def test_window_party_and_amount_rules_give_clear_errors(platform: Platform):

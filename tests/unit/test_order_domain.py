@@ -155,10 +155,12 @@ def test_a_payment_after_the_deadline_finds_the_order_closed_however_late_the_sw
     order = placed(clock)
     order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
     order.pull_events()
-    late = clock.advance(timedelta(days=20, minutes=1))
-    order.mark_paid(late, late)
+    paid_at = clock.advance(timedelta(days=20, minutes=1))
+    news = clock.advance(timedelta(hours=2))
+    order.mark_paid(news, paid_at)
     assert order.status is OrderStatus.CLOSED
     assert [type(e) for e in order.pull_events()] == [OrderClosed]  # no reminder to pay either
+    assert [h.at for h in order.history if h.what == "order.closed"] == [news]
 
 
 def test_a_payment_made_in_time_counts_even_when_its_news_comes_after_the_deadline():

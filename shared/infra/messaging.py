@@ -68,13 +68,14 @@ def make_broker(bootstrap_servers: str, client_id: str,
                        logger=logging.getLogger(f"faststream.{client_id}"), middlewares=middlewares)
 
 
-async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3) -> None:
+async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3,
+                        replication_factor: int = 1) -> None:
     """Create the topics a service uses if they are missing (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, num_partitions=partitions, replication_factor=1)
+        missing = [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
                    for n in names if n not in existing]
         if missing:
             try:

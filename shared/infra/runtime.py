@@ -113,7 +113,8 @@ class ServiceRuntime:
     async def start(self, *, background_jobs: bool = True) -> None:
         """Connect, then publish what a previous run left in the outbox, then consume.
         Tests that drive the clock pass ``background_jobs=False`` and sweep by hand."""
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all())
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(),
+                            self.settings.topic_partitions, self.settings.topic_replication_factor)
         for prepare in self.on_start:
             await prepare()
         await self.broker.start()

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.infra.logging import LogFormat
@@ -72,6 +72,11 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = "escrow"
     # Prefix of every topic name (`<prefix>.<service>.events`, `.deadletter`, `.retry`).
     topic_prefix: str = "escrow"
+    # Partitions of a topic the service creates when missing: the most consumers of one
+    # group that can work at once (replicas beyond it idle). Existing topics keep theirs.
+    topic_partitions: int = Field(default=3, ge=1, le=1000)
+    # Replication factor of a topic the service creates (3 on a production cluster).
+    topic_replication_factor: int = Field(default=1, ge=1, le=10)
     # Address the HTTP API listens on (`0.0.0.0` in a container).
     http_host: str = "127.0.0.1"
     # Port of the HTTP API (each service has its own default).

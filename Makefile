@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # Every target here runs a developer's platform: development secrets allowed (docs/security.md).
 export ESCROW_ENV ?= development
 
-.PHONY: setup run demo stop test unit asyncapi bench
+.PHONY: setup browser run demo stop test unit asyncapi bench
 
 setup:  ## the Python environment (installs uv if missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -22,7 +22,11 @@ stop:  ## stop the services and the servers (data stays in .run/)
 	@bash deploy/local/services.sh down
 	@bash deploy/local/infra.sh down
 
-test: setup  ## every test, the saga ones on real Kafka, the MongoDB-wire server and SMTP
+browser:  ## Debian's chromium for the console's browser tests: installed when missing (needs root)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make browser: could not install chromium (not root?); the browser tests will be skipped (failed under CI)" >&2
+
+test: setup browser  ## every test, the saga ones on real Kafka, the MongoDB-wire server and SMTP
 	@bash deploy/local/test.sh
 
 unit: setup  ## the fast tests only

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Starts and stops the five services as local processes against the servers of
+# Starts and stops the five services and the console (services/console) as local processes against the servers of
 # deploy/local/infra.sh (reads .run/infra.env). Logs: .run/logs/<service>.log.
 #
 # Usage: deploy/local/services.sh up | down | status
-# Ports: ORDER_HTTP_PORT, PAYMENT_HTTP_PORT, SHIPPING_HTTP_PORT, DISPUTE_HTTP_PORT, NOTIFY_HTTP_PORT,
-# else each service's settings default (8001-8005; deploy/local/service_ports.py); ESCROW_RUN_DIR as for infra.sh.
+# Ports: ORDER_HTTP_PORT, PAYMENT_HTTP_PORT, SHIPPING_HTTP_PORT, DISPUTE_HTTP_PORT, NOTIFY_HTTP_PORT, CONSOLE_HTTP_PORT,
+# else each service's settings default (8001-8006; deploy/local/service_ports.py); ESCROW_RUN_DIR as for infra.sh.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,7 +16,7 @@ VENV_PY="$REPO_ROOT/.venv/bin/python"
 READY_TIMEOUT="${SERVICES_READY_TIMEOUT:-60}"
 
 declare -A PORTS=()
-SERVICES=(order payment shipping dispute notify)
+SERVICES=(order payment shipping dispute notify console)
 
 die() { printf 'deploy/local/services.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -45,6 +45,10 @@ cmd_up() {
   [[ -f "$RUN_DIR/infra.env" ]] || die "the infrastructure is not up: run 'deploy/local/infra.sh up' first"
   mkdir -p "$LOG_DIR" "$PID_DIR"
   set -a; . "$RUN_DIR/infra.env"; set +a
+  local service  # the console's proxy reaches each service's public API here
+  for service in order payment shipping dispute notify; do
+    export "${service^^}_URL=http://127.0.0.1:${PORTS[$service]}"
+  done
   for name in "${SERVICES[@]}"; do
     if pid_alive "$name"; then echo "  $name already running (pid $(cat "$PID_DIR/$name.pid"))"; continue; fi
     # Detached in a session of its own; every descriptor goes to the log, so nothing keeps

@@ -53,4 +53,4 @@ def test_the_local_scripts_take_each_port_from_the_environment_else_the_service_
     ports = service_ports()
     assert ports["notify"] == 9005
     assert ports["order"] == OrderSettings.model_fields["http_port"].default
-    assert len(set(ports.values())) == 5
+    assert len(set(ports.values())) == 6  # the five services and the console

@@ -1,0 +1,1 @@
+"""The web console: agent console and trade pages, a client of the services' public APIs."""

@@ -16,6 +16,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+
+from shared.infra import context, telemetry
 from shared.infra.clock import Clock
 from services.notify.emails import EmailJob
 from services.notify.repository import EmailJobs
@@ -164,7 +167,12 @@ class EmailSender:
             await self._give_up(job, job.last_error or "the sender stopped while sending")
             return 0
         try:
-            await self.transport.send(build_message(job, self.mail_from, self.clock.now()))
+            # Its own trace (a sweep sends it, not the event); the order and step say whose.
+            with context.bound(order_id=job.order_id, event_id=job.event_id, event_type=job.event_type), \
+                    telemetry.span("smtp send", service="notify", kind=SpanKind.CLIENT,
+                                   escrow__order_id=job.order_id, escrow__event_id=job.event_id,
+                                   escrow__email_step=job.step):
+                await self.transport.send(build_message(job, self.mail_from, self.clock.now()))
         except Exception as exc:
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return 0

@@ -56,6 +56,8 @@ async def test_a_trade_s_release_is_one_trace_across_all_five_services(spans):
     assert {"consume dispute.receipt_confirmed", "consume payment.escrow_released",
             "consume order.closed"} <= names
     assert all(s.parent is not None for s in receipt if not s.name.startswith("POST "))
+    sent = [s for s in spans.get_finished_spans() if s.name == "smtp send"]
+    assert sent and {s.attributes["escrow.order_id"] for s in sent} == {trade.order_id}
 
 
 async def test_an_event_published_by_a_later_sweep_joins_the_trace_that_recorded_it(spans):

@@ -43,6 +43,8 @@ class CardIntake:
         self.provider = provider
         self.payouts = payouts
         self.reconcile_window = reconcile_window
+        # Charges seen booked (a booking is never undone), so each run reads only new ones.
+        self._booked: dict[str, datetime] = {}
 
     async def pay_by_card(self, actor: Actor, order_id: str, card: CardDetails, *,
                           idempotency_key: str | None = None,
@@ -95,16 +97,19 @@ class CardIntake:
         await self.runner.execute(order_id, capture, correlation_id=correlation_id)
 
     async def reconcile(self) -> int:
-        """Book every charge the provider captured in the window that no escrow booked;
-        refund one that belongs to no escrow. Returns how many were missing."""
+        """Book every charge the provider captured in the window that its escrow (named by
+        the charge's idempotency key) lacks; refund one that belongs to no escrow. Returns how
+        many were missing."""
         since = self.runner.clock.now() - self.reconcile_window
+        self._booked = {c: at for c, at in self._booked.items() if at >= since}
         missing = 0
         for charge in await self.provider.captured_charges(since):
+            if charge.charge_id in self._booked:
+                continue
             order_id, _, _ = charge.idempotency_key.partition(CARD_KEY)
             escrow = await self.runner.get(order_id)
-            if escrow is not None and not escrow.intended(charge.idempotency_key):
-                escrow = None
             if escrow is not None and escrow.funding(charge.charge_id) is not None:
+                self._booked[charge.charge_id] = charge.captured_at
                 continue
             missing += 1
             if escrow is not None:

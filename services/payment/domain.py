@@ -194,6 +194,7 @@ class Escrow(Aggregate):
             return False
         self.require_payable(now)
         self.charge_intents.append(ChargeIntent(request_key=request_key, amount=amount, at=now))
+        self.note(now, "card charge requested", request_key=request_key, amount=amount)
         return True
 
     def decline_card(self, amount: int, reason: str, card: CardSummary, now: datetime) -> None:

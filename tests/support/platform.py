@@ -34,11 +34,16 @@ def build_service(name: str, infra: Infra, *, prefix: str, database: str, clock:
     return build(name, settings, clock)
 
 
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 30.0,
+# How long ``eventually`` waits unless told; the chaos run raises it (a step may wait out a
+# broker restart there).
+DEFAULT_TIMEOUT = 30.0
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float | None = None,
                      interval: float = 0.1) -> T:
     """Poll ``check`` until it stops raising AssertionError, or fail with its last error."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + (timeout or DEFAULT_TIMEOUT)
     while True:
         try:
             return await check()

@@ -1,0 +1,1 @@
+"""The chaos run of the whole platform (see run.py)."""

@@ -1,0 +1,113 @@
+"""What a trade needs of a platform (``tests.support.trade.Trade``), over real HTTP to
+service replicas that may be killed at any moment: each request goes to a live replica and
+fails over to another when the connection breaks, as a load balancer would."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from shared.contracts.parties import Role
+from shared.infra.auth import mint_token
+from shared.infra.settings import DEV_AUTH_SECRET
+from tests.chaos.cluster import Cluster
+from tests.support.infra import Mailbox
+
+
+@dataclass
+class Counters:
+    failovers: int = 0
+    ambiguous: int = 0  # the connection broke after the request was sent
+    server_errors: list[str] = field(default_factory=list)
+
+
+class FailoverTransport(httpx.AsyncBaseTransport):
+    """Sends each request to a random replica of one service; on a broken connection it tries
+    another, up to ``attempts`` times. Every POST carries an Idempotency-Key that stays the
+    same across the attempts, so a retried request the service already took is answered, not
+    done twice."""
+
+    def __init__(self, urls: list[str], counters: Counters, rng: random.Random,
+                 attempts: int = 40) -> None:
+        self._urls = urls
+        self._counters = counters
+        self._rng = rng
+        self._attempts = attempts
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and "idempotency-key" not in request.headers:
+            request.headers["idempotency-key"] = uuid.uuid4().hex
+        body = await request.aread()
+        for attempt in range(self._attempts):
+            base = httpx.URL(self._rng.choice(self._urls))
+            attempt_request = httpx.Request(
+                request.method, request.url.copy_with(scheme=base.scheme, host=base.host, port=base.port),
+                headers=request.headers, content=body)
+            try:
+                response = await self._inner.handle_async_request(attempt_request)
+            except httpx.ConnectError:
+                self._counters.failovers += 1
+            except httpx.TransportError:
+                self._counters.failovers += 1
+                self._counters.ambiguous += 1
+            else:
+                if response.status_code < 500:
+                    return response
+                await response.aread()
+                self._counters.server_errors.append(
+                    f"{request.method} {request.url.path}: {response.status_code} {response.text[:300]}")
+                if response.status_code not in (502, 503, 504) and attempt >= 2:
+                    return response
+            await asyncio.sleep(min(0.1 * (attempt + 1), 1.0))  # back off before the next replica
+        raise httpx.ConnectError(f"no replica answered {request.method} {request.url.path}")
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class OffsetClock:
+    """The clock every service process reads (CLOCK_OFFSET_FILE), moved by the run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = timedelta(0)
+        path.write_text("0")
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+        self.path.write_text(str(self.offset.total_seconds()))
+
+
+@dataclass
+class RemoteInfra:
+    mailbox: Mailbox
+
+
+class RemotePlatform:
+    """The interface ``Trade`` uses (``client``, ``clock``, ``advance``, ``infra.mailbox``)."""
+
+    def __init__(self, cluster: Cluster, clock: OffsetClock, mail_dir: Path, seed: int) -> None:
+        self.cluster = cluster
+        self.clock = clock
+        self.infra = RemoteInfra(Mailbox(mail_dir))
+        self.counters = Counters()
+        self._rng = random.Random(seed)
+
+    def client(self, service: str, party_id: str, role: Role) -> httpx.AsyncClient:
+        token = mint_token(DEV_AUTH_SECRET, party_id, role)
+        transport = FailoverTransport([r.url for r in self.cluster.of(service)], self.counters, self._rng)
+        return httpx.AsyncClient(transport=transport, base_url=f"http://{service}", timeout=30,
+                                 headers={"authorization": f"Bearer {token}"})
+
+    def advance(self, delta: timedelta) -> None:
+        self.clock.advance(delta)

@@ -1,0 +1,324 @@
+"""The chaos run: many trades on every path at once, against the five services running as
+separate processes with two replicas each, while replicas are killed -9 and restarted, the
+broker and the database are restarted, the SMTP server is down for a while, and duplicated
+and malformed messages are injected. Then every order, ledger, email and dead letter is
+checked. ``python -m tests.chaos --help``; the small size runs in CI
+(``tests/chaos/test_chaos_realinfra.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contracts.parties import Role
+from shared.contracts.topics import Service, Topics
+from tests.chaos.cluster import Cluster
+from tests.chaos.remote import OffsetClock, RemotePlatform
+from tests.chaos.scenarios import AGENT, SCENARIOS, Expected, Scenario
+from tests.support import platform as platform_support
+from tests.support.platform import eventually
+from tests.support.trade import Trade
+
+MARKER = "chaos-malformed"
+
+
+@dataclass
+class Size:
+    trades: int = 200
+    concurrency: int = 60
+    kills: int = 24
+    smtp_outage: float = 60.0
+    restart_broker: bool = True
+    restart_database: bool = True
+    malformed: int = 10
+    duplicates: int = 30
+    seed: int = 7
+
+
+SMALL = Size(trades=26, concurrency=26, kills=5, smtp_outage=10.0, malformed=4, duplicates=10)
+
+
+class Later:
+    """Where deadline paths wait until the run moves the clock; counts who waits."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.waiting = 0
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        await self.event.wait()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+@dataclass
+class Outcome:
+    trade: Trade
+    scenario: str
+    expected: Expected | None = None
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    size: Size
+    outcomes: list[Outcome] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    figures: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def text(self) -> str:
+        lines = [f"chaos: {self.size.trades} trades, {len(SCENARIOS)} paths, "
+                 f"2 replicas per service; seed {self.size.seed}"]
+        lines += [f"  {k}: {v}" for k, v in self.figures.items()]
+        lines.append(f"  failures: {len(self.failures)}")
+        lines += [f"    - {f}" for f in self.failures[:60]]
+        if len(self.failures) > 60:
+            lines.append(f"    ... and {len(self.failures) - 60} more")
+        lines.append("chaos: " + ("PASSED" if self.ok else "FAILED"))
+        return "\n".join(lines)
+
+
+async def play(trade: Trade, scenario: Scenario, later: Later, gate: asyncio.Semaphore) -> Outcome:
+    outcome = Outcome(trade, scenario.__name__)
+    async with gate:
+        try:
+            outcome.expected = await scenario(trade, later)  # type: ignore[arg-type]
+        except Exception as exc:  # reported per trade; the run goes on with the others
+            outcome.error = f"{type(exc).__name__}: {exc}"[:600]
+    return outcome
+
+
+# --- faults -----------------------------------------------------------------------------
+
+async def inject(kafka: str, topics: Topics, size: Size, rng: random.Random) -> dict[str, int]:
+    """Malformed messages on every event topic, and copies of real events (a redelivery)."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    await producer.start()
+    injected = {"malformed": 0, "duplicated": 0}
+    try:
+        sources = topics.all_event_topics()
+        for n in range(size.malformed):
+            topic = sources[n % len(sources)]
+            body = (b"{not json " + f"{MARKER}-{n}".encode()) if n % 2 else json.dumps(
+                {"event_type": "order.placed", "marker": f"{MARKER}-{n}"}).encode()
+            await producer.send_and_wait(topic, body, key=f"{MARKER}-{n}".encode())
+            injected["malformed"] += 1
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            copies = []
+            for topic in sources:
+                parts = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
+                consumer.assign(parts)
+                await consumer.seek_to_beginning(*parts)
+                batch = await consumer.getmany(*parts, timeout_ms=2000, max_records=200)
+                copies += [m for ms in batch.values() for m in ms
+                           if MARKER.encode() not in (m.value or b"")]
+            for message in rng.sample(copies, min(size.duplicates, len(copies))):
+                await producer.send_and_wait(message.topic, message.value, key=message.key,
+                                             headers=list(message.headers or []))
+                injected["duplicated"] += 1
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+    return injected
+
+
+async def faults(cluster: Cluster, kafka: str, topics: Topics, size: Size, rng: random.Random,
+                 stop: asyncio.Event, done: dict[str, object], report: Report) -> None:
+    monkey = asyncio.create_task(cluster.chaos_monkey(size.kills, (1.0, 4.0), rng, stop))
+    try:
+        await asyncio.sleep(3)  # let trades get going before the first server fault
+        done.update(await inject(kafka, topics, size, rng))
+        if size.restart_broker:
+            await cluster.restart_server("kafka", down_for=3)
+        await cluster.restart_server("mailbox", down_for=size.smtp_outage)
+        if size.restart_database:
+            await cluster.restart_server(cluster.database_server(), down_for=2)
+    except Exception as exc:  # the run cannot prove what it did not do: a failure of the run
+        report.failures.append(f"injecting faults failed: {type(exc).__name__}: {exc}")
+    done["kills"] = await monkey
+
+
+# --- checks -----------------------------------------------------------------------------
+
+async def check_trade(outcome: Outcome, report: Report) -> None:
+    trade, expected = outcome.trade, outcome.expected
+    name = f"{outcome.scenario} {trade.order_id or '(no order)'}"
+    if outcome.error or expected is None:
+        report.failures.append(f"{name}: {outcome.error}")
+        return
+
+    async def final_state() -> None:
+        order = await trade.order()
+        assert (order["status"], order["closure_reason"]) == ("closed", expected.closure_reason), (
+            order["status"], order["closure_reason"], [e["what"] for e in order["timeline"]][-8:])
+        ledger = await trade.ledger()
+        got = {k: ledger[k] for k in ("paid_in", "held", "released", "refunded")}
+        want = {"paid_in": expected.paid_in, "held": 0, "released": expected.released,
+                "refunded": expected.refunded}
+        assert ledger["balanced"] and got == want, (got, want)
+        assert (order["released_total"], order["refunded_total"]) == (expected.released,
+                                                                        expected.refunded), order
+    try:
+        await eventually(final_state, timeout=240)
+    except AssertionError as exc:
+        report.failures.append(f"{name}: {exc}"[:700])
+
+
+async def check_emails(outcomes: list[Outcome], platform: RemotePlatform, report: Report) -> None:
+    """Every email job notify recorded was sent, and the SMTP server got each (event,
+    recipient) exactly once."""
+    received: Counter[tuple[str, str]] = Counter()
+    for outcome in outcomes:
+        for mail in outcome.trade.mails():
+            for address in mail.to:
+                received[(mail.headers.get("x-escrow-event-id", ""), address)] += 1
+    twice = [k for k, n in received.items() if n > 1]
+    if twice:
+        report.failures.append(f"{len(twice)} emails arrived more than once, e.g. {twice[:3]}")
+    jobs = 0
+    for outcome in outcomes:
+        if not outcome.trade.order_id:
+            continue
+
+        async def all_sent(trade: Trade = outcome.trade) -> list[dict]:
+            response = await trade.call("notify", "GET", f"/orders/{trade.order_id}/emails", AGENT,
+                                        Role.AGENT)
+            emails = response.json()
+            pending = [e for e in emails if e["status"] != "sent"]
+            assert not pending, pending[:2]
+            missing = [e for e in emails if received[(e["event_id"], e["to"])] != 1]
+            assert not missing, missing[:2]
+            return emails
+        try:
+            jobs += len(await eventually(all_sent, timeout=180))
+        except AssertionError as exc:
+            report.failures.append(f"emails of {outcome.trade.order_id}: {exc}"[:700])
+    report.figures["emails"] = f"{jobs} recorded by notify, {sum(received.values())} received by SMTP"
+
+
+async def check_dead_letters(kafka: str, topics: Topics, injected: int, report: Report) -> None:
+    """Every malformed message is in a dead-letter topic with its reason; nothing else is."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka)  # only to read topic metadata
+    await consumer.start()
+    await producer.start()
+    found: dict[str, set[str]] = defaultdict(set)
+    try:
+        for service in Service:
+            topic = topics.dead_letters(service)
+            parts = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
+            if not parts:
+                continue
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            while any(await consumer.position(p) < ends[p] for p in parts):
+                for messages in (await consumer.getmany(*parts, timeout_ms=1000)).values():
+                    for m in messages:
+                        headers = {k: v.decode(errors="replace") for k, v in m.headers or []}
+                        body = (m.value or b"").decode(errors="replace")
+                        marker = next((w for w in body.replace('"', " ").split() if MARKER in w), None)
+                        if marker is None or not headers.get("x-dead-letter-reason"):
+                            report.failures.append(
+                                f"unexpected dead letter in {topic}: "
+                                f"{headers.get('x-dead-letter-reason', '(no reason)')[:200]} {body[:200]}")
+                        else:
+                            found[marker.rstrip("}")].add(str(service))
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    if len(found) != injected:
+        report.failures.append(f"{injected} malformed messages injected, {len(found)} dead-lettered")
+    report.figures["dead letters"] = f"{sum(len(v) for v in found.values())} (of {injected} injected)"
+
+
+# --- the run ----------------------------------------------------------------------------
+
+async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
+              progress: bool = True) -> Report:
+    rng = random.Random(size.seed)
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="escrow-chaos-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock_file = run_dir / "clock-offset"
+    cluster = Cluster(run_dir, service_env={
+        "ESCROW_ENV": "development", "CLOCK_OFFSET_FILE": str(clock_file),
+        "OUTBOX_SWEEP_SECONDS": "1", "DEADLINE_SWEEP_SECONDS": "1",
+        "NOTIFY_SEND_INTERVAL_SECONDS": "0.5", "INSTRUCTION_SWEEP_SECONDS": "1",
+        "DISPUTE_OPENS_AFTER": "0", "LOG_LEVEL": "WARNING"})
+    report = Report(size)
+    started = time.monotonic()
+    os.environ["ESCROW_ENV"] = "development"  # the driver signs bank notifications with dev keys
+    servers = await cluster.start_servers()
+    platform_support.DEFAULT_TIMEOUT = 180.0  # under chaos a step may wait out a restart
+    try:
+        clock = OffsetClock(clock_file)
+        cluster.start_services(servers)
+        await cluster.wait_ready()
+        platform = RemotePlatform(cluster, clock, Path(servers["MAILBOX_DIR"]), size.seed)
+        topics = Topics("escrow")
+        later, stop, done = Later(), asyncio.Event(), {}
+        gate = asyncio.Semaphore(size.concurrency)
+        plays = [asyncio.create_task(play(Trade(platform), SCENARIOS[i % len(SCENARIOS)], later, gate))
+                 for i in range(size.trades)]
+        chaos = asyncio.create_task(faults(cluster, servers["KAFKA_BOOTSTRAP_SERVERS"], topics, size,
+                                           rng, stop, done, report))
+        last = 0.0
+        while sum(p.done() for p in plays) + later.waiting < size.trades:
+            await asyncio.sleep(0.5)  # progress check of this run's own tasks
+            if progress and time.monotonic() - last > 10:
+                last = time.monotonic()
+                failed = sum(1 for p in plays if p.done() and p.result().error)
+                print(f"  {time.monotonic() - started:5.0f} s: {sum(p.done() for p in plays)} trades over "
+                      f"({failed} failed), {later.waiting} waiting for their deadline; "
+                      f"{len(cluster.log)} faults so far", flush=True)
+        report.figures["before the clock moved"] = f"{time.monotonic() - started:.0f} s"
+        clock.advance(timedelta(days=60))
+        later.event.set()
+        outcomes = await asyncio.gather(*plays)
+        report.outcomes = outcomes
+        stop.set()
+        await chaos
+        report.figures.update(done)
+        report.figures["server faults"] = "; ".join(line for line in cluster.log if "server" in line)
+        await asyncio.gather(*(check_trade(outcome, report) for outcome in outcomes))
+        for check in (check_emails(outcomes, platform, report),
+                      check_dead_letters(servers["KAFKA_BOOTSTRAP_SERVERS"], topics,
+                                         int(done.get("malformed", 0)), report)):
+            try:
+                await check
+            except Exception as exc:  # a check that cannot run is a failed run, said so
+                report.failures.append(f"a check failed to run: {type(exc).__name__}: {exc}")
+        report.figures["paths"] = dict(Counter(o.scenario for o in outcomes))
+        report.figures["requests failed over"] = (f"{platform.counters.failovers} "
+                                                  f"({platform.counters.ambiguous} after sending)")
+        report.figures["5xx answers"] = len(platform.counters.server_errors)
+        report.figures["duration"] = f"{time.monotonic() - started:.0f} s"
+        # 503 while a server restarts is an honest "try again"; a 500 never is.
+        for error in [e for e in platform.counters.server_errors if ": 500 " in e][:5]:
+            report.failures.append(f"a 500 answer: {error}")
+    finally:
+        cluster.stop_services()
+        await cluster.stop_servers()
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return report

@@ -15,7 +15,8 @@ from services.payment.bank_transfers import BankTransfers
 from services.payment.domain import Escrow
 from services.payment.figures import add_payment_figures
 from services.payment.payouts import ESCROW_DUE
-from services.payment.provider import PaymentProvider, SandboxProvider
+from services.payment.provider import PaymentProvider
+from services.payment.sandbox_provider import StoredSandboxProvider
 from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
 from services.payment.vault import PaymentDataVault
@@ -37,7 +38,9 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
     runner = runtime.aggregate_runner("escrows", Escrow, PaymentEvent, clock, due=ESCROW_DUE)
     transfers = BankTransfers(runtime.database["bank_transfers"])
     seen = SeenSignatures(runtime.database["bank_notifications"])
-    payments = Payments.create(runner, transfers, provider or SandboxProvider(clock=clock),
+    sandbox = StoredSandboxProvider(runtime.mongo[f"{settings.mongodb_database}_sandbox_provider"],
+                                    clock)
+    payments = Payments.create(runner, transfers, provider or sandbox,
                                PaymentDataVault(settings.payment_data_key.get_secret_value()), settings)
     bank_signatures = BankSignatureCheck(
         parse_keys(settings.bank_webhook_keys.get_secret_value()), seen, clock,
@@ -48,6 +51,8 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
         await runner.store.create_indexes("reference")
         await transfers.create_indexes()
         await seen.create_indexes()
+        if provider is None:
+            await sandbox.create_indexes()
 
     runtime.on_start.append(create_indexes)
     add_payment_figures(runtime.figures)

@@ -173,7 +173,8 @@ async def test_a_late_proof_gives_the_buyer_the_full_window_from_its_submission(
     platform.advance(timedelta(days=9))
     await trade.ship(ship_date=shipped_on)
     protection = (await trade.call("dispute", "GET", f"/orders/{trade.order_id}/protection")).json()
-    submitted = datetime.fromisoformat(protection["history"][-1]["detail"]["dispatched_at"])
+    [dispatch] = [h for h in protection["history"] if h["what"] == "shipment dispatched"]
+    submitted = datetime.fromisoformat(dispatch["detail"]["dispatched_at"])
     assert datetime.fromisoformat(protection["dispute_opens_at"]) == submitted + timedelta(days=5)
     platform.advance(timedelta(days=25))  # past the ship date + 30 days, not the proof + 30
     # An opening applies the due deadlines first: had the automatic confirmation run from

@@ -13,12 +13,12 @@ import socket
 import struct
 import zlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import uvicorn
 
-from shared.contracts.parties import Role
 from services.console.app import build as build_console
 from services.console.settings import ConsoleSettings
 from tests.e2e.test_disputes_realinfra import answer, open_dispute, shipped_trade
@@ -119,8 +119,7 @@ async def shot(page, name: str, *, full_page: bool = True) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
-async def test_an_agent_decides_an_escalated_dispute_and_the_ledger_shows_it(
-        platform: Platform, console_url: str, browser):
+async def escalated_trade(platform: Platform) -> Trade:
     trade = await shipped_trade(platform)
     await open_dispute(trade, "not_as_described", "full_refund", evidence=[
         {"kind": "attachment", "filename": "rust.png", "content_type": "image/png",
@@ -129,8 +128,21 @@ async def test_an_agent_decides_an_escalated_dispute_and_the_ledger_shows_it(
     await trade.call("dispute", "POST", f"/orders/{trade.order_id}/dispute/statements", body={
         "text": "Half the boxes are rusted; photos attached to the claim."}, expect=201)
     await trade.call("dispute", "POST", f"/orders/{trade.order_id}/dispute/escalate", body={})
+    return trade
+
+
+async def test_an_agent_decides_an_escalated_dispute_and_the_ledger_shows_it(
+        platform: Platform, console_url: str, browser):
+    trade = await escalated_trade(platform)
+    platform.advance(timedelta(hours=2))
+    later = await escalated_trade(platform)
 
     page = await signed_in_page(browser, console_url, "agent", "agent-mia")
+    rows = page.locator("tbody tr")
+    await rows.first.wait_for()
+    listed = [await rows.nth(i).locator("td").first.inner_text() for i in range(await rows.count())]
+    assert listed.index(trade.order_id) < listed.index(later.order_id)  # oldest first
+    await shot(page, "agent-queue")
     await page.get_by_role("link", name=trade.order_id).click()
     await page.get_by_role("heading", name="Decision").wait_for()
     image = page.locator("img[alt='Evidence rust.png']")
@@ -157,9 +169,8 @@ async def test_an_agent_decides_an_escalated_dispute_and_the_ledger_shows_it(
     assert not await page.get_by_role("button", name="Decide (final)").count()  # never twice
 
     await page.get_by_role("link", name="Escalated disputes").click()
-    await page.locator("#queue-count").wait_for()
+    await page.get_by_role("link", name=later.order_id).wait_for()
     assert not await page.get_by_role("link", name=trade.order_id).count()
-    await shot(page, "agent-queue")
 
 
 async def test_a_buyer_pays_by_card_and_confirms_receipt_a_bad_field_shows_its_error(
@@ -197,3 +208,44 @@ async def test_a_buyer_pays_by_card_and_confirms_receipt_a_bad_field_shows_its_e
     await shot(page, "trade-released")
     await page.set_viewport_size({"width": 390, "height": 844})
     await shot(page, "trade-phone", full_page=False)
+
+
+async def test_a_supplier_confirms_and_proves_dispatch_by_keyboard_a_bad_tracking_number_shows_its_error(
+        platform: Platform, console_url: str, browser):
+    trade = Trade(platform)
+    await trade.place()
+
+    page = await signed_in_page(browser, console_url, "supplier", trade.supplier)
+    await page.goto(f"{console_url}/#/trade/{trade.order_id}")
+    confirm = page.locator("form[data-action=confirm]")
+    await confirm.get_by_label("Shipping method").select_option("sea-freight")
+    await confirm.get_by_label("Carrier").select_option("dhl")
+    await confirm.get_by_role("button", name="Confirm order").click()
+    await page.locator("#order-status").get_by_text("awaiting_payment").wait_for()
+    await trade.payment()  # the escrow opened from the confirmation
+    await trade.pay_by_card()
+    await trade.wait_status("paid")
+
+    async def awaiting_dispatch() -> None:
+        shipment = (await trade.call("shipping", "GET", f"/orders/{trade.order_id}/shipment",
+                                     trade.supplier)).json()
+        assert shipment["status"] == "awaiting_dispatch", shipment
+    await eventually(awaiting_dispatch)
+    await page.reload()
+    dispatch = page.locator("form[data-action=dispatch]")
+    tracking = dispatch.get_by_label("Tracking number")
+    await tracking.fill("NOT-A-NUMBER")
+    await tracking.press("Enter")  # the keyboard submits the form
+    error = dispatch.locator("[data-field=tracking_number] .field-error")
+    await error.filter(has_text="tracking").wait_for()
+    assert await tracking.get_attribute("aria-invalid") == "true"
+    await shot(page, "trade-dispatch-error")
+
+    await tracking.fill("1234567890")
+    # the platform's clock is a test clock, not the browser's: the day it says it is today
+    await dispatch.get_by_label("Ship date").fill(platform.clock.now().date().isoformat())
+    await tracking.press("Enter")
+    await page.get_by_text("shipped 20", exact=False).wait_for()
+    assert (await trade.call("shipping", "GET", f"/orders/{trade.order_id}/shipment",
+                             trade.supplier)).json()["status"] == "dispatched"
+    assert page.problems == []

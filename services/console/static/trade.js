@@ -52,6 +52,7 @@ export async function tradePage(main, orderId) {
     </div>
     <section id="actions"><h2>What you can do now</h2></section>
     <section><h2>Timeline</h2><ol class="history">${[...order.timeline, ...(protection?.history || [])].sort((a, b) => new Date(a.at) - new Date(b.at))
+      .filter((h, i, all) => !all.slice(0, i).some(e => e.at === h.at && e.what === h.what))  // told by two services
       .map(h => `<li>${when(h.at)} — ${esc(h.what)}</li>`).join("")}</ol></section>
     <section><h2>Messages</h2><ul class="history">${messages.map(m => `<li><strong>${esc(m.author_role)}</strong> ${when(m.at)}: ${esc(m.text)}</li>`).join("") || "<li class=muted>None yet</li>"}</ul>
       <form data-action="message">${field("text", "Write to the other party", "<textarea required></textarea>")}<button type="submit">Send message</button></form></section>`;

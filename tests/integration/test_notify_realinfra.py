@@ -8,7 +8,7 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from email.message import EmailMessage
+from email.message import Message
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -33,7 +33,7 @@ class Outbox:
     def __init__(self) -> None:
         self.sent: Counter[str] = Counter()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         await asyncio.sleep(0)
         self.sent[str(message["Message-ID"])] += 1
 

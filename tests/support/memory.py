@@ -15,7 +15,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
+import email
+import email.policy
+from email.message import EmailMessage, Message
 from typing import Any
 from unittest import mock
 
@@ -101,7 +103,10 @@ class MemoryMongo:
 class MemoryMailbox:
     mails: list[Mail] = field(default_factory=list)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, sent: Message) -> None:
+        # As a mail server reads it: the bytes, parsed.
+        message = email.message_from_bytes(sent.as_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
         body = message.get_body(preferencelist=("plain",))
         self.mails.append(Mail(to=[str(message["To"])], subject=str(message["Subject"]),
                                headers={k.lower(): str(v) for k, v in message.items()},

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from email.message import EmailMessage
+import email
+import email.policy
+from email.message import EmailMessage, Message
 
 import pytest
 
@@ -34,12 +36,13 @@ class FakeTransport:
         self.sent: list[EmailMessage] = []
         self.tries = 0
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         self.tries += 1
         if self.fail_next > 0 or message["To"] in self.failing:
             self.fail_next -= 1
             raise ConnectionRefusedError("mail server unreachable")
-        self.sent.append(message)
+        # As a mail server reads it: the bytes, parsed.
+        self.sent.append(email.message_from_bytes(message.as_bytes(), policy=email.policy.default))
 
 
 @pytest.fixture
@@ -243,7 +246,7 @@ class SlowTransport:
         self.most_in_flight = 0
         self.sent = 0
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         await asyncio.sleep(0)  # yield, so other sends can start: no time passes

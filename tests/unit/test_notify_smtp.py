@@ -141,3 +141,24 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced(
     await transport.close()
     assert len(server.inbox.received) == 2 and len(server.sessions) == 2
     assert all(job.status == "sent" and job.attempts == 1 for job in await repo.for_order("ord-1"))
+
+
+async def test_non_ascii_names_arrive_intact_in_subject_and_body(smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    clock, repo = ManualClock(T0), InMemoryEmailRepository()
+    parties = sample(ev.OrderPlaced).parties
+    parties = parties.model_copy(update={"supplier": parties.supplier.model_copy(
+        update={"name": "Shenzhen Lüftung 深圳"})})
+    event = sample(ev.OrderPlaced).model_copy(update={"parties": parties})
+    await Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL).on_event(
+        envelope_of(event), event)
+    transport = SmtpTransport("127.0.0.1", port, timeout=5)
+    sender = EmailSender(repo, transport, clock, mail_from="Escrow <notifications@escrow.example>")
+
+    assert await sender.send_due() == 2
+    await transport.close()
+    buyer = next(email.message_from_bytes(raw, policy=email.policy.default)
+                 for rcpt, raw in inbox.received if rcpt == ["buyer@acme.example"])
+    assert "order placed with Shenzhen Lüftung 深圳" in str(buyer["Subject"])
+    assert "Your order with Shenzhen Lüftung 深圳" in buyer.get_body(("plain",)).get_content()
+    assert "Shenzhen Lüftung 深圳" in buyer.get_body(("html",)).get_content()

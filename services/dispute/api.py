@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from shared.contracts.events import DisputeAnswer
@@ -17,7 +17,6 @@ from shared.contracts.text import FileName, Note, OptionalStatement, Statement
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
-from shared.infra.http import correlation_id
 from services.dispute.attachments import (
     ALLOWED_CONTENT_TYPES,
     MAX_ATTACHMENT_BYTES,
@@ -143,10 +142,8 @@ def router(service: DisputeService) -> APIRouter:
 
     @api.post("/orders/{order_id}/receipt", response_model=ProtectionView, tags=["receipt"],
               summary="Buyer confirms receipt of the goods (releases the payment)")
-    async def confirm_receipt(order_id: str, actor: CurrentActor,
-                              request: Request) -> ProtectionView:
-        return ProtectionView.of(await service.confirm_receipt(actor, order_id,
-                                                               correlation_id(request)))
+    async def confirm_receipt(order_id: str, actor: CurrentActor) -> ProtectionView:
+        return ProtectionView.of(await service.confirm_receipt(actor, order_id))
 
     @api.get("/orders/{order_id}/protection", response_model=ProtectionView, tags=["receipt"],
              summary="Receipt state, dispute window, deadlines and the dispute with its history")
@@ -155,11 +152,10 @@ def router(service: DisputeService) -> APIRouter:
 
     @api.post("/orders/{order_id}/dispute", status_code=201, response_model=DisputeView,
               tags=["disputes"], summary="Buyer opens the order's dispute")
-    async def open_dispute(order_id: str, body: OpenDispute, actor: CurrentActor,
-                           request: Request) -> DisputeView:
+    async def open_dispute(order_id: str, body: OpenDispute, actor: CurrentActor) -> DisputeView:
         return DisputeView.of(await service.open_dispute(
             actor, order_id, body.reason, body.requested, body.amount, body.description,
-            body.evidence_items(), correlation_id(request)))
+            body.evidence_items()))
 
     @api.get("/orders/{order_id}/dispute", response_model=DisputeView, tags=["disputes"],
              summary="The order's dispute and its history")
@@ -183,43 +179,36 @@ def router(service: DisputeService) -> APIRouter:
               summary="Buyer or supplier adds a statement and evidence to the open dispute",
               description="While the dispute is open or escalated; the agent sees every "
                           "statement. The same statement sent again is added once.")
-    async def add_statement(order_id: str, body: AddStatement, actor: CurrentActor,
-                            request: Request) -> DisputeView:
+    async def add_statement(order_id: str, body: AddStatement, actor: CurrentActor) -> DisputeView:
         return DisputeView.of(await service.add_statement(
-            actor, order_id, body.text, body.evidence_items(), correlation_id(request)))
+            actor, order_id, body.text, body.evidence_items()))
 
     @api.post("/orders/{order_id}/dispute/answer", response_model=DisputeView, tags=["disputes"],
               summary="Supplier accepts, rejects or makes a counter-offer")
-    async def answer(order_id: str, body: AnswerDispute, actor: CurrentActor,
-                     request: Request) -> DisputeView:
+    async def answer(order_id: str, body: AnswerDispute, actor: CurrentActor) -> DisputeView:
         return DisputeView.of(await service.answer_dispute(
-            actor, order_id, body.answer, body.amount, body.message, correlation_id(request)))
+            actor, order_id, body.answer, body.amount, body.message))
 
     @api.post("/orders/{order_id}/dispute/accept-counter-offer", response_model=DisputeView,
               tags=["disputes"], summary="Buyer accepts the supplier's counter-offer")
-    async def accept_counter_offer(order_id: str, actor: CurrentActor,
-                                   request: Request) -> DisputeView:
-        return DisputeView.of(await service.accept_counter_offer(actor, order_id,
-                                                                 correlation_id(request)))
+    async def accept_counter_offer(order_id: str, actor: CurrentActor) -> DisputeView:
+        return DisputeView.of(await service.accept_counter_offer(actor, order_id))
 
     @api.post("/orders/{order_id}/dispute/withdraw", response_model=DisputeView, tags=["disputes"],
               summary="Buyer withdraws the dispute; the receipt clock runs again")
-    async def withdraw(order_id: str, actor: CurrentActor, request: Request) -> DisputeView:
-        return DisputeView.of(await service.withdraw_dispute(actor, order_id,
-                                                             correlation_id(request)))
+    async def withdraw(order_id: str, actor: CurrentActor) -> DisputeView:
+        return DisputeView.of(await service.withdraw_dispute(actor, order_id))
 
     @api.post("/orders/{order_id}/dispute/escalate", response_model=DisputeView, tags=["disputes"],
               summary="Buyer or supplier hands the dispute to customer service")
-    async def escalate(order_id: str, actor: CurrentActor, request: Request) -> DisputeView:
-        return DisputeView.of(await service.escalate_dispute(actor, order_id,
-                                                             correlation_id(request)))
+    async def escalate(order_id: str, actor: CurrentActor) -> DisputeView:
+        return DisputeView.of(await service.escalate_dispute(actor, order_id))
 
     @api.post("/orders/{order_id}/dispute/decision", response_model=DisputeView,
               tags=["customer service"], summary="An agent decides an escalated dispute (final)")
-    async def decide(order_id: str, body: Decision, actor: CurrentActor,
-                     request: Request) -> DisputeView:
+    async def decide(order_id: str, body: Decision, actor: CurrentActor) -> DisputeView:
         return DisputeView.of(await service.decide_dispute(
-            actor, order_id, body.outcome, body.refund_amount, body.reason, correlation_id(request)))
+            actor, order_id, body.outcome, body.refund_amount, body.reason))
 
     @api.get("/disputes/escalated", response_model=list[DisputeView], tags=["customer service"],
              summary="Customer service's queue: escalated disputes with their whole history")

@@ -53,29 +53,24 @@ class DisputeService:
 
     # --- commands ------------------------------------------------------------------------
 
-    async def confirm_receipt(self, actor: Actor, order_id: str,
-                              correlation_id: str | None = None) -> BuyerProtection:
-        return await self._act(order_id, lambda p, now: p.confirm_receipt(actor, now),
-                               correlation_id)
+    async def confirm_receipt(self, actor: Actor, order_id: str) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.confirm_receipt(actor, now))
 
     async def open_dispute(self, actor: Actor, order_id: str, reason: DisputeReason,
                            requested: RequestedOutcome, amount: int | None, description: str,
-                           evidence: list[Evidence | Upload],
-                           correlation_id: str | None = None) -> BuyerProtection:
+                           evidence: list[Evidence | Upload]) -> BuyerProtection:
         dispute_id = f"dsp_{uuid.uuid4().hex[:24]}"
         return await self._with_evidence(actor, order_id, evidence, lambda p, at, items: (
             p.open_dispute(actor, dispute_id, reason, requested, amount, description, items, at,
-                           periods=self.periods)), correlation_id)
+                           periods=self.periods)))
 
     async def add_statement(self, actor: Actor, order_id: str, text: str,
-                            evidence: list[Evidence | Upload],
-                            correlation_id: str | None = None) -> BuyerProtection:
+                            evidence: list[Evidence | Upload]) -> BuyerProtection:
         return await self._with_evidence(actor, order_id, evidence, lambda p, at, items: (
-            p.add_statement(actor, text, items, at)), correlation_id)
+            p.add_statement(actor, text, items, at)))
 
     async def _with_evidence(self, actor: Actor, order_id: str, evidence: list[Evidence | Upload],
-                             change: Callable[[BuyerProtection, datetime, list[Evidence]], None],
-                             correlation_id: str | None) -> BuyerProtection:
+                             change: Callable[[BuyerProtection, datetime, list[Evidence]], None]) -> BuyerProtection:
         """Files are checked, then the change is tried on the current state, and only if it
         would be accepted are the files stored, before the dispute that references them."""
         now = self.runner.clock.now()
@@ -96,43 +91,35 @@ class DisputeService:
             apply(await self._load(order_id), now)
             for file in files:
                 await self.attachments.save(file)
-        return await self._act(order_id, apply, correlation_id)
+        return await self._act(order_id, apply)
 
     async def answer_dispute(self, actor: Actor, order_id: str, answer: DisputeAnswer,
-                             amount: int | None, message: str,
-                             correlation_id: str | None = None) -> BuyerProtection:
+                             amount: int | None, message: str) -> BuyerProtection:
         return await self._act(order_id, lambda p, now: p.answer_dispute(
-            actor, answer, amount, message, now, periods=self.periods), correlation_id)
+            actor, answer, amount, message, now, periods=self.periods))
 
-    async def accept_counter_offer(self, actor: Actor, order_id: str,
-                                   correlation_id: str | None = None) -> BuyerProtection:
-        return await self._act(order_id, lambda p, now: p.accept_counter_offer(actor, now),
-                               correlation_id)
+    async def accept_counter_offer(self, actor: Actor, order_id: str) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.accept_counter_offer(actor, now))
 
-    async def withdraw_dispute(self, actor: Actor, order_id: str,
-                               correlation_id: str | None = None) -> BuyerProtection:
+    async def withdraw_dispute(self, actor: Actor, order_id: str) -> BuyerProtection:
         return await self._act(order_id, lambda p, now: p.withdraw_dispute(
-            actor, now, periods=self.periods), correlation_id)
+            actor, now, periods=self.periods))
 
-    async def escalate_dispute(self, actor: Actor, order_id: str,
-                               correlation_id: str | None = None) -> BuyerProtection:
-        return await self._act(order_id, lambda p, now: p.escalate_dispute(actor, now),
-                               correlation_id)
+    async def escalate_dispute(self, actor: Actor, order_id: str) -> BuyerProtection:
+        return await self._act(order_id, lambda p, now: p.escalate_dispute(actor, now))
 
     async def decide_dispute(self, actor: Actor, order_id: str, outcome: DisputeOutcome,
-                             refund_amount: int | None, reason: str,
-                             correlation_id: str | None = None) -> BuyerProtection:
+                             refund_amount: int | None, reason: str) -> BuyerProtection:
         return await self._act(order_id, lambda p, now: p.decide_dispute(
-            actor, outcome, refund_amount, reason, now), correlation_id)
+            actor, outcome, refund_amount, reason, now))
 
-    async def _act(self, order_id: str, change: Change,
-                   correlation_id: str | None) -> BuyerProtection:
+    async def _act(self, order_id: str, change: Change) -> BuyerProtection:
         def action(p: BuyerProtection | None, now: datetime) -> BuyerProtection | None:
             if p is None:
                 raise _no_protection(order_id)
             return _changed(p, change, now)
 
-        saved = await self.runner.execute(order_id, action, correlation_id=correlation_id)
+        saved = await self.runner.execute(order_id, action)
         return saved or await self._load(order_id)
 
     # --- queries -------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.money import Currency, check_currency, checked_total
@@ -14,7 +14,6 @@ from shared.contracts.text import Name, Statement
 from shared.contracts.trade import MAX_LINE_ITEMS, Address, LineItem, Logistics
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
-from shared.infra.http import correlation_id
 from services.order.domain import Message, Order, OrderStatus
 from services.order.handlers import OrderService
 
@@ -86,14 +85,13 @@ def router(service: OrderService) -> APIRouter:
 
     @api.post("/orders", status_code=201, response_model=OrderView,
               summary="Buyer places an order with one supplier")
-    async def place(body: PlaceOrder, actor: CurrentActor, request: Request,
+    async def place(body: PlaceOrder, actor: CurrentActor,
                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> OrderView:
         actor.require(Role.BUYER, Role.SERVICE)
         buyer = Party(party_id=actor.party_id, name=body.buyer_contact.name)
         order = await service.place(
             actor, Parties(buyer=buyer, supplier=body.supplier), body.items, body.currency,
-            body.destination, body.delivery_period_days, idempotency_key=idempotency_key,
-            correlation_id=correlation_id(request))
+            body.destination, body.delivery_period_days, idempotency_key=idempotency_key)
         return OrderView.of(order)
 
     @api.get("/orders", response_model=list[OrderView], summary="The caller's orders, newest first")
@@ -106,25 +104,22 @@ def router(service: OrderService) -> APIRouter:
 
     @api.post("/orders/{order_id}/confirm", response_model=OrderView,
               summary="Supplier confirms the order and its logistics")
-    async def confirm(order_id: str, body: ConfirmOrder, actor: CurrentActor,
-                      request: Request) -> OrderView:
-        return OrderView.of(await service.confirm(actor, order_id, body.logistics,
-                                                  correlation_id(request)))
+    async def confirm(order_id: str, body: ConfirmOrder, actor: CurrentActor) -> OrderView:
+        return OrderView.of(await service.confirm(actor, order_id, body.logistics))
 
     @api.post("/orders/{order_id}/decline", response_model=OrderView, summary="Supplier declines")
-    async def decline(order_id: str, body: Reason, actor: CurrentActor, request: Request) -> OrderView:
-        return OrderView.of(await service.decline(actor, order_id, body.reason, correlation_id(request)))
+    async def decline(order_id: str, body: Reason, actor: CurrentActor) -> OrderView:
+        return OrderView.of(await service.decline(actor, order_id, body.reason))
 
     @api.post("/orders/{order_id}/cancel", response_model=OrderView,
               summary="Buyer cancels before paying")
-    async def cancel(order_id: str, body: Reason, actor: CurrentActor, request: Request) -> OrderView:
-        return OrderView.of(await service.cancel(actor, order_id, body.reason, correlation_id(request)))
+    async def cancel(order_id: str, body: Reason, actor: CurrentActor) -> OrderView:
+        return OrderView.of(await service.cancel(actor, order_id, body.reason))
 
     @api.post("/orders/{order_id}/messages", status_code=201, response_model=Message,
               summary="Buyer or supplier writes to the other side")
-    async def post_message(order_id: str, body: PostMessage, actor: CurrentActor,
-                           request: Request) -> Message:
-        return await service.post_message(actor, order_id, body.text, correlation_id(request))
+    async def post_message(order_id: str, body: PostMessage, actor: CurrentActor) -> Message:
+        return await service.post_message(actor, order_id, body.text)
 
     @api.get("/orders/{order_id}/messages", response_model=list[Message])
     async def messages(order_id: str, actor: CurrentActor) -> list[Message]:

@@ -47,7 +47,7 @@ class OrderService:
 
     async def place(self, actor: Actor, parties: Parties, items: list[LineItem], currency: str,
                     destination: Address, delivery_period_days: int, *,
-                    idempotency_key: str | None = None, correlation_id: str | None = None) -> Order:
+                    idempotency_key: str | None = None) -> Order:
         order_id = new_order_id(actor.party_id, idempotency_key)
 
         def place(order: Order | None, now: datetime) -> Order | None:
@@ -56,37 +56,32 @@ class OrderService:
             return Order.place(order_id, parties, items, currency, destination,
                                delivery_period_days, now)
 
-        await self.runner.execute(order_id, place, correlation_id=correlation_id)
+        await self.runner.execute(order_id, place)
         return await self.get(actor, order_id)
 
-    async def confirm(self, actor: Actor, order_id: str, logistics: Logistics,
-                      correlation_id: str | None = None) -> Order:
+    async def confirm(self, actor: Actor, order_id: str, logistics: Logistics) -> Order:
         return await self._act(order_id, lambda o, now: o.confirm(
             actor, logistics, now, payment_window=self.settings.payment_window,
-            reminder_before=self.settings.payment_reminder_before), correlation_id)
+            reminder_before=self.settings.payment_reminder_before))
 
-    async def decline(self, actor: Actor, order_id: str, reason: str,
-                      correlation_id: str | None = None) -> Order:
-        return await self._act(order_id, lambda o, now: o.decline(actor, reason, now), correlation_id)
+    async def decline(self, actor: Actor, order_id: str, reason: str) -> Order:
+        return await self._act(order_id, lambda o, now: o.decline(actor, reason, now))
 
-    async def cancel(self, actor: Actor, order_id: str, reason: str,
-                     correlation_id: str | None = None) -> Order:
-        return await self._act(order_id, lambda o, now: o.cancel(actor, reason, now), correlation_id)
+    async def cancel(self, actor: Actor, order_id: str, reason: str) -> Order:
+        return await self._act(order_id, lambda o, now: o.cancel(actor, reason, now))
 
-    async def post_message(self, actor: Actor, order_id: str, text: str,
-                           correlation_id: str | None = None) -> Message:
-        order = await self._act(order_id, lambda o, now: o.post_message(actor, text, now),
-                                correlation_id)
+    async def post_message(self, actor: Actor, order_id: str, text: str) -> Message:
+        order = await self._act(order_id, lambda o, now: o.post_message(actor, text, now))
         return order.messages[-1]
 
-    async def _act(self, order_id: str, change, correlation_id: str | None) -> Order:
+    async def _act(self, order_id: str, change) -> Order:
         def action(order: Order | None, now: datetime) -> Order:
             if order is None:
                 raise NotFound(f"no order {order_id}")
             change(order, now)
             return order
 
-        saved = await self.runner.execute(order_id, action, correlation_id=correlation_id)
+        saved = await self.runner.execute(order_id, action)
         assert saved is not None
         return saved
 

@@ -15,7 +15,7 @@ from shared.contracts.trade import CardSummary, PaymentMethod, TransferInstructi
 from shared.domain.actor import Actor
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
-from shared.infra.http import Problems, correlation_id
+from shared.infra.http import Problems
 from services.payment.bank_signature import BankSignatureCheck, UnsignedNotification
 from services.payment.bank_transfers import BankTransfer, TransferReport, UnmatchedQuery
 from services.payment.card_intake import CardDeclined, ProviderUnavailable
@@ -187,14 +187,13 @@ def router(payments: Payments, bank_signatures: BankSignatureCheck) -> APIRouter
               responses={402: {"description": "the card was declined"},
                          409: {"description": "the escrow takes no payment now"},
                          422: {"description": "a card field is invalid (named in errors)"}})
-    async def pay_by_card(order_id: str, body: CardPayment, actor: CurrentActor, request: Request,
+    async def pay_by_card(order_id: str, body: CardPayment, actor: CurrentActor,
                           idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                           ) -> PaymentView:
         card = CardDetails(number=body.number, expiry_month=body.expiry_month,
                            expiry_year=body.expiry_year, cvc=body.cvc, holder_name=body.holder_name)
         return PaymentView.of(await payments.cards.pay_by_card(
-            actor, order_id, card, idempotency_key=idempotency_key,
-            correlation_id=correlation_id(request)))
+            actor, order_id, card, idempotency_key=idempotency_key))
 
     @api.post("/bank/transfers", response_model=TransferOutcomeView, tags=["bank"],
               summary="The bank reports an incoming transfer (signed: see bank_signature)",
@@ -205,8 +204,7 @@ def router(payments: Payments, bank_signatures: BankSignatureCheck) -> APIRouter
     async def transfer_received(body: IncomingTransfer, actor: CurrentActor, request: Request,
                                 response: Response) -> TransferOutcomeView:
         await require_the_bank(request, actor)
-        outcome = await payments.transfers.receive(actor, TransferReport(**body.model_dump()),
-                                                   correlation_id=correlation_id(request))
+        outcome = await payments.transfers.receive(actor, TransferReport(**body.model_dump()))
         if not outcome.matched:
             response.status_code = 202
         return TransferOutcomeView.of(outcome)

@@ -47,8 +47,7 @@ class CardIntake:
         self._booked: dict[str, datetime] = {}
 
     async def pay_by_card(self, actor: Actor, order_id: str, card: CardDetails, *,
-                          idempotency_key: str | None = None,
-                          correlation_id: str | None = None) -> Escrow:
+                          idempotency_key: str | None = None) -> Escrow:
         """Charge what is still due. Without an ``Idempotency-Key`` the key is derived from
         what the escrow has received and how many cards were declined, so a retried request
         (or a double click) charges once, while a new card after a decline is a new charge."""
@@ -62,7 +61,7 @@ class CardIntake:
         check_card(card, self.runner.clock.now().date())
         amount = Money(amount=escrow.remaining, currency=escrow.currency)
         await self.runner.execute(order_id, lambda e, now: e if e is not None and e.intend_charge(
-            request_key, amount.amount, now) else None, correlation_id=correlation_id)
+            request_key, amount.amount, now) else None)
         try:
             tokenised = await self.provider.tokenise(card)
             result = await self.provider.charge(tokenised.token, amount, request_key)
@@ -76,25 +75,23 @@ class CardIntake:
             log.info("card payment for order %s declined (%s, %s ending %s)", order_id, reason,
                      summary.brand, summary.last4)
             await self.runner.execute(order_id, escrows.change(
-                lambda e, now: e.decline_card(amount.amount, reason, summary, now)),
-                correlation_id=correlation_id)
+                lambda e, now: e.decline_card(amount.amount, reason, summary, now)))
             raise CardDeclined(f"the card was declined ({reason}): {result.message}")
         assert result.charge_id is not None
-        await self._book(order_id, result.charge_id, amount.amount, summary, request_key,
-                         correlation_id)
+        await self._book(order_id, result.charge_id, amount.amount, summary, request_key)
         log.info("card payment for order %s captured (%s ending %s, charge %s)", order_id,
                  summary.brand, summary.last4, result.charge_id)
         await self.payouts.send(order_id)  # a charge the escrow could not take goes back now
         return await escrows.load(self.runner, order_id)
 
     async def _book(self, order_id: str, charge_id: str, amount: int, card: CardSummary,
-                    request_key: str, correlation_id: str | None = None) -> None:
+                    request_key: str) -> None:
         def capture(escrow: Escrow | None, now: datetime) -> Escrow | None:
             assert escrow is not None
             booked = escrow.receive_card_payment(charge_id, amount, card, now, request_key=request_key)
             return escrow if booked else None
 
-        await self.runner.execute(order_id, capture, correlation_id=correlation_id)
+        await self.runner.execute(order_id, capture)
 
     async def reconcile(self) -> int:
         """Book every charge the provider captured in the window that its escrow (named by

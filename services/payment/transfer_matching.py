@@ -43,8 +43,7 @@ class TransferMatching:
         self.transfers = transfers
         self.vault = vault
 
-    async def receive(self, actor: Actor, report: TransferReport, *,
-                      correlation_id: str | None = None) -> TransferOutcome:
+    async def receive(self, actor: Actor, report: TransferReport) -> TransferOutcome:
         """Book ``report`` once platform-wide: its id is claimed before any booking, and a
         repeated report follows the first claim (completing it after a crash)."""
         actor.require(Role.BANK)
@@ -62,7 +61,7 @@ class TransferMatching:
             log.warning("transfer %s matches no order; it is kept and will be returned",
                         report.transfer_id)
             return self._unmatched_outcome(claimed)
-        return await self._book(claimed.order_id, report, correlation_id)
+        return await self._book(claimed.order_id, report)
 
     async def _match(self, text: str) -> Escrow | None:
         """The order of the first reference in ``text`` that belongs to one."""
@@ -75,8 +74,7 @@ class TransferMatching:
     def _seal(self, report: TransferReport) -> str:
         return self.vault.seal(report.sender_name, report.sender_account)
 
-    async def _book(self, order_id: str, report: TransferReport,
-                    correlation_id: str | None) -> TransferOutcome:
+    async def _book(self, order_id: str, report: TransferReport) -> TransferOutcome:
         sealed = self._seal(report)
 
         def book(escrow: Escrow | None, now: datetime) -> Escrow | None:
@@ -85,7 +83,7 @@ class TransferMatching:
                                                   sealed, now)
             return escrow if booked else None
 
-        await self.runner.execute(order_id, book, correlation_id=correlation_id)
+        await self.runner.execute(order_id, book)
         escrow = await self.runner.get(order_id)
         assert escrow is not None
         funding = escrow.funding(report.transfer_id)

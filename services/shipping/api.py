@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from shared.contracts.parties import Parties
 from shared.contracts.trade import Carrier, Logistics
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
-from shared.infra.http import correlation_id
 from services.shipping.domain import Dispatch, Shipment, ShipmentStatus
 from services.shipping.handlers import ShippingService
 
@@ -48,11 +47,9 @@ def router(service: ShippingService) -> APIRouter:
               description="Only once the order is paid and before the ship-by deadline. "
                           "Submitting the same proof again changes nothing; a different one "
                           "after dispatch is refused (409).")
-    async def submit_dispatch(order_id: str, body: DispatchProof, actor: CurrentActor,
-                              request: Request) -> ShipmentView:
+    async def submit_dispatch(order_id: str, body: DispatchProof, actor: CurrentActor) -> ShipmentView:
         return ShipmentView.of(await service.submit_dispatch(
-            actor, order_id, body.carrier, body.tracking_number, body.ship_date,
-            correlation_id(request)))
+            actor, order_id, body.carrier, body.tracking_number, body.ship_date))
 
     @api.get("/orders/{order_id}/shipment", response_model=ShipmentView,
              summary="Shipment status, ship-by deadline, dispatch details and history")

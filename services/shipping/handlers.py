@@ -23,15 +23,14 @@ class ShippingService:
     # --- commands ------------------------------------------------------------------------
 
     async def submit_dispatch(self, actor: Actor, order_id: str, carrier: Carrier,
-                              tracking_number: str, ship_date: date,
-                              correlation_id: str | None = None) -> Shipment:
+                              tracking_number: str, ship_date: date) -> Shipment:
         def action(shipment: Shipment | None, now: datetime) -> Shipment | None:
             if shipment is None:
                 raise NotFound(f"no shipment for order {order_id}")
             changed = shipment.submit_dispatch(actor, carrier, tracking_number, ship_date, now)
             return shipment if changed else None
 
-        await self.runner.execute(order_id, action, correlation_id=correlation_id)
+        await self.runner.execute(order_id, action)
         return await self.get(actor, order_id)
 
     # --- queries -------------------------------------------------------------------------

@@ -80,8 +80,8 @@ class AggregateRunner(Generic[A]):
         loaded = await self.store.load(order_id)
         return loaded.aggregate if loaded else None
 
-    async def execute(self, order_id: str, action: Action[A], *, cause: Envelope | None = None,
-                      correlation_id: str | None = None) -> A | None:
+    async def execute(self, order_id: str, action: Action[A], *, cause: Envelope | None = None
+                      ) -> A | None:
         """Run ``action`` on the order's aggregate (``None`` if there is none yet).
 
         The action returns the aggregate to save, or ``None`` when there is nothing to
@@ -90,13 +90,12 @@ class AggregateRunner(Generic[A]):
         """
         with context.bound(order_id=order_id):
             async with self._locks(order_id):
-                saved = await self._execute_locked(order_id, action, cause, correlation_id)
+                saved = await self._execute_locked(order_id, action, cause)
                 if saved is not None:
                     await self._publish_saved(*saved)
         return saved[0] if saved is not None else None
 
-    async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None,
-                              correlation_id: str | None
+    async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None
                               ) -> tuple[A, list[OutboxMessage], bool] | None:
         """Load, act, save; the saved aggregate, its new outbox messages, and whether older
         messages were still waiting in the outbox."""
@@ -114,7 +113,8 @@ class AggregateRunner(Generic[A]):
             envelopes = [
                 Envelope.wrap(
                     event, occurred_at=now,
-                    correlation_id=cause.correlation_id if cause else correlation_id,
+                    correlation_id=(cause.correlation_id if cause
+                                    else context.current_correlation_id()),
                     causation_id=cause.event_id if cause else None,
                     traceparent=telemetry.current_traceparent())
                 for event in result.pull_events()

@@ -263,3 +263,16 @@ async def test_http_access(http):
     assert (await client.post("/orders/nope/shipment", json=proof,
                               headers=as_(SUPPLIER))).status_code == 404
     assert (await client.get(f"/orders/{ORDER}/shipment")).status_code == 401
+
+
+async def test_the_requests_correlation_id_follows_the_events_it_causes(http, world):
+    client, as_, service, clock = http
+    published = world[2]
+    await paid_order(service, clock)
+    proof = {"carrier": "dhl", "tracking_number": "1234567890",
+             "ship_date": clock.now().date().isoformat()}
+    reply = await client.post(f"/orders/{ORDER}/shipment", json=proof,
+                              headers={**as_(SUPPLIER), "x-correlation-id": "corr-42"})
+    assert reply.status_code == 200, reply.text
+    assert published[-1].event_type == "shipping.shipment_dispatched"
+    assert published[-1].correlation_id == "corr-42"

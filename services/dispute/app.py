@@ -6,6 +6,7 @@ from shared.contracts.events import DisputeEvent
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
+from shared.infra.subscriptions import subscriptions
 from services.dispute.api import router
 from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import BuyerProtection
@@ -20,7 +21,7 @@ def build(settings: DisputeSettings | None = None, clock: Clock | None = None) -
                                       clock or clock_for(settings.clock_offset_file))
     attachments = AttachmentStore(runtime.database["dispute_attachments"])
     service = DisputeService(runner, attachments, settings)
-    runtime.consume(service.event_handlers())
+    runtime.consume(subscriptions(service))
 
     async def create_indexes() -> None:
         await runner.store.create_indexes("status", "parties.buyer.party_id",

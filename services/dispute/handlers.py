@@ -20,7 +20,8 @@ from shared.contracts.parties import Role
 from shared.contracts.trade import DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
-from shared.infra.runner import AggregateRunner
+from shared.infra.runner import AggregateRunner, Step
+from shared.infra.subscriptions import subscribes
 from services.dispute.attachments import (
     Attachment,
     AttachmentStore,
@@ -31,17 +32,6 @@ from services.dispute.attachments import (
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.negotiation import Dispute
 from services.dispute.settings import DisputeSettings
-
-Change = Callable[[BuyerProtection, datetime], None]
-
-
-def _changed(protection: BuyerProtection, change: Change, now: datetime) -> BuyerProtection | None:
-    """Apply ``change``; the protection to save, or ``None`` when it was a no-op (every
-    change of state leaves a line in the history)."""
-    before = len(protection.history)
-    change(protection, now)
-    return protection if len(protection.history) != before else None
-
 
 class DisputeService:
     def __init__(self, runner: AggregateRunner[BuyerProtection],
@@ -113,14 +103,10 @@ class DisputeService:
         return await self._act(order_id, lambda p, now: p.decide_dispute(
             actor, outcome, refund_amount, reason, now))
 
-    async def _act(self, order_id: str, change: Change) -> BuyerProtection:
-        def action(p: BuyerProtection | None, now: datetime) -> BuyerProtection | None:
-            if p is None:
-                raise _no_protection(order_id)
-            return _changed(p, change, now)
-
-        saved = await self.runner.execute(order_id, action)
-        return saved or await self._load(order_id)
+    async def _act(self, order_id: str, change: Step[BuyerProtection]) -> BuyerProtection:
+        protection = await self.runner.change(order_id, change, missing=_no_protection(order_id))
+        assert protection is not None
+        return protection
 
     # --- queries -------------------------------------------------------------------------
 
@@ -161,52 +147,44 @@ class DisputeService:
 
     # --- one handler per consumed event ---------------------------------------------------
 
-    async def _follow(self, envelope: Envelope, event: TradeEvent, change: Change, *,
-                      start: bool) -> None:
+    async def _follow(self, envelope: Envelope, event: TradeEvent, change: Step[BuyerProtection],
+                      *, start: bool) -> None:
         """Apply ``change``; with ``start`` the protection is created if this is the first
         event seen for the order. Funding, dispatch and the order's end come on different
         topics in any order; every event that implies the order was paid starts it, so an
-        end seen before the funding is not forgotten when the funding comes."""
-        def action(p: BuyerProtection | None, now: datetime) -> BuyerProtection | None:
-            if p is None:
-                if not start:
-                    return None  # never paid: there is nothing to protect
-                p = BuyerProtection.start(event.order_id, event.parties)
-            return _changed(p, change, now)
+        end seen before the funding is not forgotten when the funding comes. Without, an
+        order never paid has nothing to protect."""
+        await self.runner.change(
+            envelope.order_id, change, cause=envelope,
+            missing=(lambda now: BuyerProtection.start(event.order_id, event.parties)) if start else None)
 
-        await self.runner.execute(envelope.order_id, action, cause=envelope)
-
+    @subscribes
     async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
         await self._follow(envelope, event, lambda p, now: p.record_funding(
             event.amount, event.currency, now), start=True)
 
+    @subscribes
     async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:
         await self._follow(envelope, event, lambda p, now: p.record_dispatch(
             event.ship_date, event.carrier, event.tracking_number, now, periods=self.periods,
             dispatched_at=event.dispatched_at), start=True)
 
+    @subscribes
     async def on_order_cancelled(self, envelope: Envelope, event: OrderCancelled) -> None:
         await self._follow(envelope, event, lambda p, now: p.close(event.event_type, now),
                            start=False)
 
+    @subscribes
     async def on_order_closed(self, envelope: Envelope, event: OrderClosed) -> None:
         await self._follow(envelope, event, lambda p, now: p.close(
             f"{event.event_type}: {event.reason}", now),
             start=event.reason is ClosureReason.SETTLED)
 
+    @subscribes
     async def on_dispatch_deadline_missed(self, envelope: Envelope,
                                           event: DispatchDeadlineMissed) -> None:
         await self._follow(envelope, event, lambda p, now: p.close(event.event_type, now),
                            start=True)
-
-    def event_handlers(self) -> dict:
-        return {
-            EscrowFunded: self.on_escrow_funded,
-            ShipmentDispatched: self.on_shipment_dispatched,
-            OrderCancelled: self.on_order_cancelled,
-            OrderClosed: self.on_order_closed,
-            DispatchDeadlineMissed: self.on_dispatch_deadline_missed,
-        }
 
 
 def _escalated_at(protection: BuyerProtection) -> datetime:

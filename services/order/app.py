@@ -6,6 +6,7 @@ from shared.contracts.events import OrderEvent
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
+from shared.infra.subscriptions import subscriptions
 from services.order.api import router
 from services.order.domain import Order
 from services.order.handlers import OrderService
@@ -17,7 +18,7 @@ def build(settings: OrderSettings | None = None, clock: Clock | None = None) -> 
     runtime = ServiceRuntime.create(Service.ORDER, settings)
     runner = runtime.aggregate_runner("orders", Order, OrderEvent, clock or clock_for(settings.clock_offset_file))
     service = OrderService(runner, settings)
-    runtime.consume(service.event_handlers())
+    runtime.consume(subscriptions(service))
     runtime.on_start.append(lambda: runner.store.create_indexes(
         "parties.buyer.party_id", "parties.supplier.party_id"))
     runtime.serve_http(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
@@ -24,7 +23,8 @@ from shared.contracts.parties import Parties
 from shared.contracts.trade import Address, LineItem, Logistics
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
-from shared.infra.runner import AggregateRunner
+from shared.infra.runner import AggregateRunner, Step
+from shared.infra.subscriptions import subscribes
 from services.order.domain import Message, Order
 from services.order.settings import OrderSettings
 
@@ -49,15 +49,11 @@ class OrderService:
                     destination: Address, delivery_period_days: int, *,
                     idempotency_key: str | None = None) -> Order:
         order_id = new_order_id(actor.party_id, idempotency_key)
-
-        def place(order: Order | None, now: datetime) -> Order | None:
-            if order is not None:
-                return None  # the same request again: already placed
-            return Order.place(order_id, parties, items, currency, destination,
-                               delivery_period_days, now)
-
-        await self.runner.execute(order_id, place)
-        return await self.get(actor, order_id)
+        order = await self.runner.change(  # the same request again finds the order placed
+            order_id, lambda order, now: None, missing=lambda now: Order.place(
+                order_id, parties, items, currency, destination, delivery_period_days, now))
+        assert order is not None
+        return self._readable(actor, order)
 
     async def confirm(self, actor: Actor, order_id: str, logistics: Logistics) -> Order:
         return await self._act(order_id, lambda o, now: o.confirm(
@@ -74,16 +70,10 @@ class OrderService:
         order = await self._act(order_id, lambda o, now: o.post_message(actor, text, now))
         return order.messages[-1]
 
-    async def _act(self, order_id: str, change) -> Order:
-        def action(order: Order | None, now: datetime) -> Order:
-            if order is None:
-                raise NotFound(f"no order {order_id}")
-            change(order, now)
-            return order
-
-        saved = await self.runner.execute(order_id, action)
-        assert saved is not None
-        return saved
+    async def _act(self, order_id: str, step: Step[Order]) -> Order:
+        order = await self.runner.change(order_id, step, missing=NotFound(f"no order {order_id}"))
+        assert order is not None
+        return order
 
     # --- queries -------------------------------------------------------------------------
 
@@ -91,6 +81,10 @@ class OrderService:
         order = await self.runner.get(order_id)
         if order is None:
             raise NotFound(f"no order {order_id}")
+        return self._readable(actor, order)
+
+    @staticmethod
+    def _readable(actor: Actor, order: Order) -> Order:
         if not order.may_read(actor):
             raise NotPermitted("only the order's buyer, its supplier or customer service may see it")
         return order
@@ -102,75 +96,66 @@ class OrderService:
 
     # --- one handler per consumed event ---------------------------------------------------
 
-    async def _follow(self, envelope: Envelope, change) -> None:
-        def action(order: Order | None, now: datetime) -> Order | None:
-            if order is None:
-                return None  # not an order of this platform's order service: nothing to follow
-            change(order, now)
-            return order
+    async def _follow(self, envelope: Envelope, step: Step[Order]) -> None:
+        # an order this service never placed has nothing to follow: ignored
+        await self.runner.change(envelope.order_id, step, cause=envelope)
 
-        await self.runner.execute(envelope.order_id, action, cause=envelope)
-
+    @subscribes
     async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
         await self._follow(envelope, lambda o, now: o.mark_paid(
             now, envelope.occurred_at, amount=event.amount, method=event.method))
 
+    @subscribes
     async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:
         await self._follow(envelope, lambda o, now: o.mark_shipped(
             now, carrier=event.carrier, tracking_number=event.tracking_number,
             ship_date=event.ship_date.isoformat()))
 
+    @subscribes
     async def on_dispatch_deadline_missed(self, envelope: Envelope,
                                           event: DispatchDeadlineMissed) -> None:
         await self._follow(envelope, lambda o, now: o.note(
             now, "dispatch deadline missed", ship_by=event.ship_by.isoformat()))
 
+    @subscribes
     async def on_dispute_opened(self, envelope: Envelope, event: DisputeOpened) -> None:
         await self._follow(envelope, lambda o, now: o.mark_disputed(
             now, True, event.dispute_id, reason=event.reason,
             disputed_amount=event.disputed_amount))
 
+    @subscribes
     async def on_dispute_withdrawn(self, envelope: Envelope, event: DisputeWithdrawn) -> None:
         await self._follow(envelope, lambda o, now: o.mark_disputed(
             now, False, event.dispute_id, outcome="withdrawn"))
 
+    @subscribes
     async def on_dispute_resolved(self, envelope: Envelope, event: DisputeResolved) -> None:
         await self._follow(envelope, lambda o, now: o.note(
             now, "dispute resolved", dispute_id=event.dispute_id, outcome=event.outcome,
             refund_amount=event.refund_amount, decided_by=event.decided_by))
 
+    @subscribes
     async def on_receipt_confirmed(self, envelope: Envelope, event: ReceiptConfirmed) -> None:
         await self._follow(envelope, lambda o, now: o.mark_received(
             now, confirmed_by=event.confirmed_by))
 
+    @subscribes
     async def on_escrow_released(self, envelope: Envelope, event: EscrowReleased) -> None:
         await self._follow(envelope, lambda o, now: o.note(
             now, "released to supplier", amount=event.amount, reason=event.reason))
 
+    @subscribes
     async def on_escrow_refunded(self, envelope: Envelope, event: EscrowRefunded) -> None:
         await self._follow(envelope, lambda o, now: o.note(
             now, "refunded to buyer", amount=event.amount, reason=event.reason))
 
+    @subscribes
     async def on_escrow_settled(self, envelope: Envelope, event: EscrowSettled) -> None:
         await self._follow(envelope, lambda o, now: o.settle(
             event.released_total, event.refunded_total, now))
 
+    @subscribes
     async def on_funds_returned(self, envelope: Envelope, event: FundsReturned) -> None:
         await self._follow(envelope, lambda o, now: o.mark_returned(
             event.amount, event.currency, now, reason=event.reason,
             transfer_id=event.transfer_id))
-
-    def event_handlers(self) -> dict:
-        return {
-            EscrowFunded: self.on_escrow_funded,
-            ShipmentDispatched: self.on_shipment_dispatched,
-            DispatchDeadlineMissed: self.on_dispatch_deadline_missed,
-            DisputeOpened: self.on_dispute_opened,
-            DisputeWithdrawn: self.on_dispute_withdrawn,
-            DisputeResolved: self.on_dispute_resolved,
-            ReceiptConfirmed: self.on_receipt_confirmed,
-            EscrowReleased: self.on_escrow_released,
-            EscrowRefunded: self.on_escrow_refunded,
-            EscrowSettled: self.on_escrow_settled,
-            FundsReturned: self.on_funds_returned,
-        }

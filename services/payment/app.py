@@ -9,6 +9,7 @@ from shared.contracts.events import PaymentEvent
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
+from shared.infra.subscriptions import subscriptions
 from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import BankSignatureCheck, SeenSignatures, parse_keys
 from services.payment.bank_transfers import BankTransfers
@@ -45,7 +46,7 @@ def build(settings: PaymentSettings | None = None, clock: Clock | None = None,
     bank_signatures = BankSignatureCheck(
         parse_keys(settings.bank_webhook_keys.get_secret_value()), seen, clock,
         timedelta(seconds=settings.bank_webhook_tolerance_seconds))
-    runtime.consume(payments.reactions.event_handlers())
+    runtime.consume(subscriptions(payments.reactions))
 
     async def create_indexes() -> None:
         await runner.store.create_indexes("reference")

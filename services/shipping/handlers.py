@@ -3,7 +3,7 @@ and one handler per consumed event."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import EscrowFunded, OrderCancelled, OrderClosed, OrderConfirmed
@@ -11,6 +11,7 @@ from shared.contracts.trade import Carrier
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound
 from shared.infra.runner import AggregateRunner
+from shared.infra.subscriptions import subscribes
 from services.shipping.domain import Shipment
 from services.shipping.settings import ShippingSettings
 
@@ -24,14 +25,12 @@ class ShippingService:
 
     async def submit_dispatch(self, actor: Actor, order_id: str, carrier: Carrier,
                               tracking_number: str, ship_date: date) -> Shipment:
-        def action(shipment: Shipment | None, now: datetime) -> Shipment | None:
-            if shipment is None:
-                raise NotFound(f"no shipment for order {order_id}")
-            changed = shipment.submit_dispatch(actor, carrier, tracking_number, ship_date, now)
-            return shipment if changed else None
-
-        await self.runner.execute(order_id, action)
-        return await self.get(actor, order_id)
+        shipment = await self.runner.change(
+            order_id, lambda s, now: s.submit_dispatch(actor, carrier, tracking_number, ship_date, now),
+            missing=NotFound(f"no shipment for order {order_id}"))
+        assert shipment is not None
+        shipment.require_viewer(actor)
+        return shipment
 
     # --- queries -------------------------------------------------------------------------
 
@@ -44,47 +43,33 @@ class ShippingService:
 
     # --- one handler per consumed event ---------------------------------------------------
 
+    @subscribes
     async def on_order_confirmed(self, envelope: Envelope, event: OrderConfirmed) -> None:
-        def action(shipment: Shipment | None, now: datetime) -> Shipment | None:
-            if shipment is None:
-                return Shipment.expect(event.order_id, event.parties, event.logistics,
-                                       event.delivery_period_days, now)
-            changed = shipment.order_confirmed(event.logistics, event.delivery_period_days, now,
-                                               self.settings.ship_by_reminder_before)
-            return shipment if changed else None
+        await self.runner.change(
+            envelope.order_id, lambda s, now: s.order_confirmed(
+                event.logistics, event.delivery_period_days, now,
+                self.settings.ship_by_reminder_before),
+            cause=envelope, missing=lambda now: Shipment.expect(
+                event.order_id, event.parties, event.logistics, event.delivery_period_days, now))
 
-        await self.runner.execute(envelope.order_id, action, cause=envelope)
-
+    @subscribes
     async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
         paid_at = envelope.occurred_at
-
-        def action(shipment: Shipment | None, now: datetime) -> Shipment | None:
-            if shipment is None:
-                return Shipment.paid_before_confirmation(event.order_id, event.parties, paid_at,
-                                                         now)
-            changed = shipment.escrow_funded(paid_at, now, self.settings.ship_by_reminder_before)
-            return shipment if changed else None
-
-        await self.runner.execute(envelope.order_id, action, cause=envelope)
+        await self.runner.change(
+            envelope.order_id, lambda s, now: s.escrow_funded(
+                paid_at, now, self.settings.ship_by_reminder_before),
+            cause=envelope, missing=lambda now: Shipment.paid_before_confirmation(
+                event.order_id, event.parties, paid_at, now))
 
     async def _close(self, envelope: Envelope, reason: str) -> None:
-        def action(shipment: Shipment | None, now: datetime) -> Shipment | None:
-            if shipment is None:
-                return None  # ended before it was confirmed: nothing was ever due
-            return shipment if shipment.order_closed(reason, now) else None
+        # ended before it was confirmed: nothing was ever due, nothing to close
+        await self.runner.change(envelope.order_id, lambda s, now: s.order_closed(reason, now),
+                                 cause=envelope)
 
-        await self.runner.execute(envelope.order_id, action, cause=envelope)
-
+    @subscribes
     async def on_order_cancelled(self, envelope: Envelope, event: OrderCancelled) -> None:
         await self._close(envelope, f"cancelled: {event.reason}")
 
+    @subscribes
     async def on_order_closed(self, envelope: Envelope, event: OrderClosed) -> None:
         await self._close(envelope, str(event.reason))
-
-    def event_handlers(self) -> dict:
-        return {
-            OrderConfirmed: self.on_order_confirmed,
-            EscrowFunded: self.on_escrow_funded,
-            OrderCancelled: self.on_order_cancelled,
-            OrderClosed: self.on_order_closed,
-        }

@@ -43,6 +43,12 @@ class Action(Protocol[A]):  # type: ignore[misc]
     def __call__(self, aggregate: A | None, now: datetime) -> A | None: ...
 
 
+# A change to an existing aggregate (its return value is ignored), and what to do when
+# there is none: ignore (None), raise this error, or create one at this time.
+Step = Callable[[A, datetime], object]
+Missing = BaseException | Callable[[datetime], A] | None
+
+
 class _KeyedLocks:
     """One asyncio lock per order, dropped when nobody holds or waits for it. Serialises
     work on one order inside a process; the versioned save covers other processes."""
@@ -94,6 +100,34 @@ class AggregateRunner(Generic[A]):
                 if saved is not None:
                     await self._publish_saved(*saved)
         return saved[0] if saved is not None else None
+
+    async def change(self, order_id: str, step: Step[A], *, cause: Envelope | None = None,
+                     missing: Missing[A] = None) -> A | None:
+        """Apply ``step`` to the order's aggregate and save it if its state changed (the
+        one rule for "changed": the state differs from the loaded one).
+
+        ``missing`` says what happens when there is no aggregate yet: ``None`` ignores the
+        call (returns ``None``), an exception is raised, a function of the time creates
+        the aggregate, and ``step`` is applied to it. Returns the aggregate as it is now,
+        saved or unchanged, so the caller needs no second read.
+        """
+        current: list[A] = []
+
+        def action(aggregate: A | None, now: datetime) -> A | None:
+            created = aggregate is None
+            if aggregate is None:
+                if missing is None:
+                    return None
+                if isinstance(missing, BaseException):
+                    raise missing
+                aggregate = missing(now)
+            before = None if created else aggregate.model_dump()
+            step(aggregate, now)
+            current[:] = [aggregate]
+            return aggregate if created or aggregate.model_dump() != before else None
+
+        saved = await self.execute(order_id, action, cause=cause)
+        return saved if saved is not None else (current[0] if current else None)
 
     async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None
                               ) -> tuple[A, list[OutboxMessage], bool] | None:

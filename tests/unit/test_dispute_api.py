@@ -15,6 +15,7 @@ from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from shared.infra.subscriptions import subscriptions
 from services.dispute.api import router
 from services.dispute.attachments import InMemoryAttachmentStore
 from services.dispute.domain import BuyerProtection
@@ -50,7 +51,7 @@ async def api():
                                      tracking_number="123456789012", ship_date=date(2026, 1, 5),
                                      dispatched_at=clock.now())):
         env = Envelope.wrap(event, occurred_at=clock.now())
-        await service.event_handlers()[type(event)](env, event)
+        await subscriptions(service)[type(event)](env, event)
     secret = settings.auth_secret.get_secret_value()
     tokens = {name: {"authorization": f"Bearer {mint_token(secret, party, role)}"}
               for name, party, role in [("buyer", "buyer-1", Role.BUYER),

@@ -28,6 +28,7 @@ from shared.infra.clock import ManualClock
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from shared.infra.subscriptions import subscriptions
 from services.dispute.attachments import MAX_ATTACHMENT_BYTES, InMemoryAttachmentStore, Upload
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
@@ -69,7 +70,7 @@ def envelope(event, clock):
 
 
 async def deliver(service, env):
-    handler = service.event_handlers()[type(env.event())]
+    handler = subscriptions(service)[type(env.event())]
     await handler(env, env.event())
 
 

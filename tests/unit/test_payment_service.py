@@ -35,6 +35,7 @@ from shared.infra.clock import ManualClock
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from shared.infra.subscriptions import subscriptions
 from services.payment.cards import CardDetails
 from services.payment.payouts import ESCROW_DUE
 from services.payment.domain import Escrow, EscrowStatus, InstructionStatus
@@ -85,7 +86,7 @@ class World:
 
     async def deliver(self, event, envelope: Envelope | None = None) -> Envelope:
         envelope = envelope or Envelope.wrap(event, occurred_at=self.clock.now())
-        await self.service.reactions.event_handlers()[type(event)](envelope, event)
+        await subscriptions(self.service.reactions)[type(event)](envelope, event)
         return envelope
 
     async def confirm(self, total: int = TOTAL) -> Escrow:

@@ -53,6 +53,7 @@ from shared.domain.errors import DomainError
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from shared.infra.subscriptions import subscriptions
 from services.dispute.attachments import InMemoryAttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
@@ -110,7 +111,7 @@ def event(topic: str, name: str, at: datetime, make, *after: str) -> Step:
     async def run(world) -> None:
         built: TradeEvent = make(order_id=ORDER, parties=PARTIES)
         envelope = Envelope.wrap(built, occurred_at=at)
-        await world.service.event_handlers()[type(built)](envelope, built)
+        await subscriptions(world.service)[type(built)](envelope, built)
     return Step(name, topic, at, run, frozenset(after))
 
 

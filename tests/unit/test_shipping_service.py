@@ -27,6 +27,7 @@ from shared.domain.errors import DomainError, NotFound, NotPermitted
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from shared.infra.subscriptions import subscriptions
 
 ORDER = "ord-1"
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
@@ -69,7 +70,7 @@ def funded(clock):
 
 
 async def deliver(service, env):
-    await service.event_handlers()[type(env.event())](env, env.event())
+    await subscriptions(service)[type(env.event())](env, env.event())
 
 
 async def paid_order(service, clock):

@@ -39,8 +39,8 @@ from shared.contracts.events import (
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.aggregate import Aggregate
-from shared.domain.actor import Actor
-from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.actor import Actor, require
+from shared.domain.errors import DomainError, InvalidRequest
 from services.dispute.negotiation import (
     ACTIVE,
     Dispute,
@@ -57,6 +57,7 @@ ANSWER_REMINDER = "dispute_answer_reminder"
 ANSWER_DUE = "dispute_answer_due"
 AUTO_ESCALATE = "dispute_auto_escalate"
 RECEIPT_DEADLINES = (RECEIPT_REMINDER, RECEIPT_AUTO_CONFIRM)
+DISPUTE_DEADLINES = (ANSWER_REMINDER, ANSWER_DUE, AUTO_ESCALATE)
 DISPUTE_DEADLINES = (ANSWER_REMINDER, ANSWER_DUE, AUTO_ESCALATE)
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class BuyerProtection(Aggregate):
     # --- receipt -------------------------------------------------------------------------
 
     def confirm_receipt(self, actor: Actor, now: datetime) -> None:
-        self._require(actor, Role.BUYER, doing="confirm receipt")
+        require(actor, self.parties, Role.BUYER, doing="confirm receipt")
         self.run_due_deadlines(now)
         if self.receipt_confirmed_at is not None:
             return
@@ -216,7 +217,7 @@ class BuyerProtection(Aggregate):
     def open_dispute(self, actor: Actor, dispute_id: str, reason: DisputeReason,
                      requested: RequestedOutcome, amount: int | None, description: str,
                      evidence: list[Evidence], now: datetime, *, periods: Periods) -> None:
-        self._require(actor, Role.BUYER, doing="open a dispute")
+        require(actor, self.parties, Role.BUYER, doing="open a dispute")
         self.run_due_deadlines(now)
         if self.dispute is not None and self.dispute.status is not DisputeStatus.WITHDRAWN:
             if self.dispute.status is DisputeStatus.OPEN and self.dispute.same_opening(
@@ -268,7 +269,7 @@ class BuyerProtection(Aggregate):
 
     def answer_dispute(self, actor: Actor, answer: DisputeAnswer, counter_amount: int | None,
                        message: str, now: datetime, *, periods: Periods) -> None:
-        self._require(actor, Role.SUPPLIER, doing="answer the dispute")
+        require(actor, self.parties, Role.SUPPLIER, doing="answer the dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
         if not dispute.take_answer(answer, counter_amount, message, now, self._context()):
@@ -291,7 +292,7 @@ class BuyerProtection(Aggregate):
                       now: datetime) -> None:
         """Either party argues its side while the dispute is open or escalated; the agent
         sees every statement. The same statement sent again is a no-op."""
-        role = self._require(actor, Role.BUYER, Role.SUPPLIER, doing="add to the dispute")
+        role = require(actor, self.parties, Role.BUYER, Role.SUPPLIER, doing="add to the dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
         statement = Statement(
@@ -306,14 +307,14 @@ class BuyerProtection(Aggregate):
             author_party_id=actor.party_id, text=text, evidence=evidence), now)
 
     def accept_counter_offer(self, actor: Actor, now: datetime) -> None:
-        self._require(actor, Role.BUYER, doing="accept a counter-offer")
+        require(actor, self.parties, Role.BUYER, doing="accept a counter-offer")
         self.run_due_deadlines(now)
         amount = self._dispute().counter_offer_to_accept(self._context())
         if amount is not None:
             self._resolve(DisputeOutcome.PARTIAL_REFUND, amount, "agreement", now)
 
     def withdraw_dispute(self, actor: Actor, now: datetime, *, periods: Periods) -> None:
-        self._require(actor, Role.BUYER, doing="withdraw the dispute")
+        require(actor, self.parties, Role.BUYER, doing="withdraw the dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
         if not dispute.withdraw(now, self._context()):
@@ -327,7 +328,7 @@ class BuyerProtection(Aggregate):
                                      dispute_id=dispute.dispute_id), now)
 
     def escalate_dispute(self, actor: Actor, now: datetime) -> None:
-        role = self._require(actor, Role.BUYER, Role.SUPPLIER, doing="escalate the dispute")
+        role = require(actor, self.parties, Role.BUYER, Role.SUPPLIER, doing="escalate the dispute")
         self.run_due_deadlines(now)
         if self._dispute().may_escalate(now, self._context()):
             self._escalate(role, now)
@@ -341,7 +342,7 @@ class BuyerProtection(Aggregate):
 
     def decide_dispute(self, actor: Actor, outcome: DisputeOutcome, refund_amount: int | None,
                        reason: str, now: datetime) -> None:
-        self._require(actor, Role.AGENT, doing="decide a dispute")
+        require(actor, self.parties, Role.AGENT, doing="decide a dispute")
         self.run_due_deadlines(now)
         dispute = self._dispute()
         assert self.currency is not None
@@ -372,6 +373,8 @@ class BuyerProtection(Aggregate):
     # --- deadlines -----------------------------------------------------------------------
 
     def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
+        if kind not in RECEIPT_DEADLINES + DISPUTE_DEADLINES:
+            return super().on_deadline(kind, due, now)  # a stored deadline without a rule
         if kind in RECEIPT_DEADLINES:
             if self.status is not ProtectionStatus.AWAITING_RECEIPT or self.auto_confirm_at is None:
                 return
@@ -405,20 +408,6 @@ class BuyerProtection(Aggregate):
         """Whether a file is evidence in one of the order's disputes."""
         disputes = self.withdrawn_disputes + ([self.dispute] if self.dispute else [])
         return any(e.attachment_id == attachment_id for d in disputes for e in d.all_evidence)
-
-    def _require(self, actor: Actor, *roles: Role, doing: str) -> Role:
-        """The role in which the actor acts on this order, if it is one of ``roles``."""
-        for role in roles:
-            if role is Role.AGENT:
-                if actor.role is Role.AGENT:
-                    return role
-                continue
-            party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
-            if actor.acts_as(role, party.party_id):
-                return role
-        who = " or ".join("a customer-service agent" if r is Role.AGENT else f"this order's {r}"
-                          for r in roles)
-        raise NotPermitted(f"only {who} may {doing}")
 
     def _require_open(self, doing: str) -> None:
         if self.closed_at is not None:

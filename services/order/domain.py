@@ -31,8 +31,8 @@ from shared.contracts.events import (
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Address, LineItem, Logistics
 from shared.domain.aggregate import Aggregate
-from shared.domain.actor import Actor
-from shared.domain.errors import DomainError, InvalidRequest, NotPermitted, TooManyRequests
+from shared.domain.actor import Actor, require
+from shared.domain.errors import DomainError, InvalidRequest, TooManyRequests
 
 # What one party can make the platform mail the other side through one order's messages.
 MESSAGES_PER_WINDOW = 20
@@ -126,7 +126,7 @@ class Order(Aggregate):
 
     def confirm(self, actor: Actor, logistics: Logistics, now: datetime, *,
                 payment_window: timedelta, reminder_before: timedelta) -> None:
-        self._require_party(actor, Role.SUPPLIER)
+        require(actor, self.parties, Role.SUPPLIER)
         self.run_due_deadlines(now)
         if self.status is OrderStatus.AWAITING_PAYMENT and self.logistics == logistics:
             return
@@ -142,7 +142,7 @@ class Order(Aggregate):
                                    payment_due_at=self.payment_due_at), now)
 
     def decline(self, actor: Actor, reason: str, now: datetime) -> None:
-        self._require_party(actor, Role.SUPPLIER)
+        require(actor, self.parties, Role.SUPPLIER)
         if self.status is OrderStatus.DECLINED:
             return
         self._require_status("decline", OrderStatus.PLACED)
@@ -151,7 +151,7 @@ class Order(Aggregate):
         self.record(OrderDeclined(order_id=self.order_id, parties=self.parties, reason=reason), now)
 
     def cancel(self, actor: Actor, reason: str, now: datetime) -> None:
-        self._require_party(actor, Role.BUYER)
+        require(actor, self.parties, Role.BUYER)
         self.run_due_deadlines(now)
         if self.status is OrderStatus.CANCELLED:
             return
@@ -164,7 +164,7 @@ class Order(Aggregate):
     def post_message(self, actor: Actor, text: str, now: datetime) -> Message:
         """The author is the party the actor acts as: a platform service writing for the
         buyer writes as the buyer."""
-        author = self._require_party(actor, Role.BUYER, Role.SUPPLIER)
+        author = require(actor, self.parties, Role.BUYER, Role.SUPPLIER)
         self.run_due_deadlines(now)
         recent = [m.at for m in self.messages
                   if m.author_party_id == actor.party_id and m.at > now - MESSAGE_WINDOW]
@@ -250,14 +250,6 @@ class Order(Aggregate):
 
     def may_read(self, actor: Actor) -> bool:
         return actor.may_read(self.parties)
-
-    def _require_party(self, actor: Actor, *roles: Role) -> Role:
-        """The role in which the actor acts on this order, if it is one of ``roles``."""
-        for role in roles:
-            party = self.parties.buyer if role is Role.BUYER else self.parties.supplier
-            if actor.acts_as(role, party.party_id):
-                return role
-        raise NotPermitted(f"only this order's {' or '.join(roles)} may do this")
 
     def _require_status(self, action: str, *allowed: OrderStatus, hint: str = "") -> None:
         if self.status not in allowed:

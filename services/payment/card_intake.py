@@ -13,8 +13,9 @@ import logging
 from datetime import datetime, timedelta
 
 from shared.contracts.money import Money
+from shared.contracts.parties import Role
 from shared.contracts.trade import CardSummary
-from shared.domain.actor import Actor
+from shared.domain.actor import Actor, require
 from shared.domain.errors import DomainError
 from services.payment import escrows
 from services.payment.cards import CardDetails, check_card
@@ -52,7 +53,7 @@ class CardIntake:
         what the escrow has received and how many cards were declined, so a retried request
         (or a double click) charges once, while a new card after a decline is a new charge."""
         escrow = await escrows.load(self.runner, order_id)
-        escrow.require_buyer(actor)
+        require(actor, escrow.parties, Role.BUYER, doing="pay for it")
         request_key = (f"{order_id}{CARD_KEY}{idempotency_key}" if idempotency_key else
                        f"{order_id}{CARD_KEY}{escrow.received_total}:{escrow.card_declines}")
         if escrow.funding_for_request(request_key) is not None:

@@ -26,7 +26,7 @@ from shared.contracts.events import (
     ReturnReason,
     SettlementReason,
 )
-from shared.contracts.parties import Parties, Role
+from shared.contracts.parties import Parties
 from shared.contracts.trade import (
     CardSummary,
     DisputeOutcome,
@@ -35,8 +35,8 @@ from shared.contracts.trade import (
     TransferInstructions,
 )
 from shared.domain.aggregate import Aggregate
-from shared.domain.actor import Actor
-from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+from shared.domain.actor import Actor, require
+from shared.domain.errors import DomainError, InvalidRequest
 from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
 from services.payment.ledger import Account, Figures, LedgerBroken, LedgerEntry, balance, book
 
@@ -162,10 +162,6 @@ class Escrow(Aggregate):
             raise LedgerBroken(f"escrow of order {self.order_id}: " + "; ".join(problems))
 
     # --- money in ------------------------------------------------------------------------
-
-    def require_buyer(self, actor: Actor) -> None:
-        if not actor.acts_as(Role.BUYER, self.parties.buyer.party_id):
-            raise NotPermitted("only this order's buyer may pay for it")
 
     def require_payable(self, now: datetime) -> None:
         """Awaiting funds and within the payment window. The deadline is applied here too,

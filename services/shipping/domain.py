@@ -21,7 +21,7 @@ from shared.contracts.events import (
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, Logistics
 from shared.domain.aggregate import Aggregate
-from shared.domain.actor import Actor
+from shared.domain.actor import Actor, require
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
 from services.shipping.tracking import normalise, validated_tracking_number
 
@@ -134,8 +134,7 @@ class Shipment(Aggregate):
     def submit_dispatch(self, actor: Actor, carrier: Carrier, tracking_number: str,
                         ship_date: date, now: datetime) -> bool:
         """Record the courier details. Returns False for a repeat of the recorded proof."""
-        if not actor.acts_as(Role.SUPPLIER, self.parties.supplier.party_id):
-            raise NotPermitted("only the order's supplier can submit proof of dispatch")
+        require(actor, self.parties, Role.SUPPLIER, doing="submit proof of dispatch")
         if self.dispatch is not None:
             if self.dispatch.repeats(carrier, tracking_number, ship_date):
                 return False

@@ -27,3 +27,20 @@ class Actor(BaseModel):
         if self.role not in roles:
             raise NotPermitted(f"a {self.role} may not do this; it needs the role "
                                + " or ".join(str(r) for r in roles))
+
+
+def require(actor: Actor, parties: Parties, *roles: Role, doing: str = "do this") -> Role:
+    """The role in which ``actor`` acts on the order of ``parties``, if it is one of
+    ``roles`` (buyer and supplier: that order's own; agent: any customer-service agent);
+    else ``NotPermitted`` saying who may do what. The one actor check of every service."""
+    for role in roles:
+        if role is Role.AGENT:
+            if actor.role is Role.AGENT:
+                return role
+            continue
+        party = parties.buyer if role is Role.BUYER else parties.supplier
+        if actor.acts_as(role, party.party_id):
+            return role
+    who = " or ".join("a customer-service agent" if r is Role.AGENT else f"this order's {r}"
+                      for r in roles)
+    raise NotPermitted(f"only {who} may {doing}")

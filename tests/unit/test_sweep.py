@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry
 
+from services.dispute.domain import BuyerProtection
+from services.order.domain import Order
+from services.payment.domain import Escrow
 from services.shipping.domain import Shipment
 from shared.contracts.parties import Parties, Party
 from shared.contracts.trade import Carrier, Logistics, ShippingMethod
@@ -125,3 +129,14 @@ async def test_one_order_whose_deadline_fails_does_not_stop_the_deadline_sweep()
     assert fine.status.value == "deadline_missed"
     [failing] = await store.queue(DEADLINES).failing()
     assert failing.id == "ord-broken" and "no_such_rule" in failing.error
+
+
+@pytest.mark.parametrize("aggregate_type", [Order, Shipment, BuyerProtection, Escrow],
+                         ids=lambda t: t.__name__)
+def test_an_unknown_stored_deadline_raises_in_every_service(aggregate_type):
+    """A stored deadline nobody handles is a data fault (the dispute service dropped it)."""
+    now = ManualClock().now()
+    aggregate = aggregate_type.model_construct(order_id="ord-1", parties=PARTIES, history=[],
+                                               deadlines={"no_such_rule": now})
+    with pytest.raises(LookupError, match="no_such_rule"):
+        aggregate.run_due_deadlines(now)

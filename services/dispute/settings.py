@@ -11,6 +11,8 @@ class DisputeSettings(ServiceSettings):
     seconds, e.g. ``RECEIPT_AUTO_CONFIRM_AFTER=P30D``."""
 
     http_port: int = 8004
+    # Larger request bodies are refused (413): evidence files travel base64 in a request.
+    max_request_bytes: int = 16 * 1024 * 1024
     # After the ship date, from when the buyer may open a dispute.
     dispute_opens_after: timedelta = timedelta(days=5)
     # After the ship date, receipt is confirmed automatically (the money released).

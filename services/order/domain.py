@@ -39,6 +39,9 @@ MESSAGES_PER_WINDOW = 20
 MESSAGE_WINDOW = timedelta(hours=1)
 PAYMENT_DUE = "payment_due"
 PAYMENT_REMINDER = "payment_reminder"
+# Each message is kept in the order document twice (messages and history), at most 5000
+# characters of up to 4 bytes: 200 keep the document far below MongoDB's 16 MB.
+MAX_MESSAGES_PER_ORDER = 200
 
 
 class OrderStatus(StrEnum):
@@ -165,6 +168,9 @@ class Order(Aggregate):
         """The author is the party the actor acts as: a platform service writing for the
         buyer writes as the buyer."""
         author = require(actor, self.parties, Role.BUYER, Role.SUPPLIER)
+        if len(self.messages) >= MAX_MESSAGES_PER_ORDER:
+            raise DomainError(f"order {self.order_id} already has {MAX_MESSAGES_PER_ORDER} "
+                              "messages, the most one order keeps; contact customer service")
         self.run_due_deadlines(now)
         recent = [m.at for m in self.messages
                   if m.author_party_id == actor.party_id and m.at > now - MESSAGE_WINDOW]

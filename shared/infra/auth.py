@@ -117,11 +117,15 @@ def current_actor(request: Request,
     """FastAPI dependency: the authenticated actor of this request."""
     if credentials is None:
         raise Unauthenticated("send 'Authorization: Bearer <token>'")
-    state = request.app.state
-    if not hasattr(state, "token_verifier"):
-        state.token_verifier = TokenVerifier.from_settings(state.settings)
-    verifier: TokenVerifier = state.token_verifier
-    return verifier.verify(credentials.credentials)
+    return verifier_of(request.app).verify(credentials.credentials)
+
+
+def verifier_of(app: Any) -> TokenVerifier:
+    """The app's token verifier, made once from its settings."""
+    if not hasattr(app.state, "token_verifier"):
+        app.state.token_verifier = TokenVerifier.from_settings(app.state.settings)
+    verifier: TokenVerifier = app.state.token_verifier
+    return verifier
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -23,11 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.contracts.parties import Role
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, TooManyRequests
 from shared.infra import context, telemetry
-from shared.infra.auth import Unauthenticated, verify_token
+from shared.infra.auth import Unauthenticated, verifier_of
+from shared.infra.settings import DEFAULT_MAX_REQUEST_BYTES
 from shared.infra.metrics import HttpMetrics
 from shared.infra.store import ConcurrencyConflict
 
@@ -172,6 +174,56 @@ def install_request_context(app: FastAPI, metrics: HttpMetrics | None = None,
         return response
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses a request body larger than ``max_bytes`` with a 413 problem before it is read
+    in full, let alone decoded: at once when ``Content-Length`` says so, else as soon as the
+    streamed body passes the limit (whatever the app would answer to its cut-off body is
+    replaced by the 413)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        received, too_large = 0, False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                too_large = True
+                raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the request body is larger than {self.max_bytes} bytes"
+        response = problem(413, "Request body too large", detail, instance=scope["path"])
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
+
+
 def install_problem_handlers(app: FastAPI, problems: Problems) -> None:
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         status, title = status_of(exc, problems)
@@ -225,6 +277,8 @@ def create_app(*, title: str, description: str, settings: Any,
     _problems_in_openapi(app)
     app.state.settings = settings
     install_problem_handlers(app, {**PROBLEMS, **(problems or {})})
+    app.add_middleware(BodyLimit, max_bytes=getattr(settings, "max_request_bytes",
+                                                    DEFAULT_MAX_REQUEST_BYTES))
     registry = metrics or CollectorRegistry()
     install_request_context(app, HttpMetrics(registry), service)
 
@@ -264,6 +318,6 @@ def _is_agent(request: Request, settings: Any) -> bool:
     if scheme.lower() != "bearer" or not token:
         return False
     try:
-        return verify_token(settings.auth_secret.get_secret_value(), token).role is Role.AGENT
+        return verifier_of(request.app).verify(token).role is Role.AGENT
     except Unauthenticated:
         return False

@@ -19,6 +19,9 @@ from shared.infra.telemetry import Tracing
 # (ESCROW_ENV=development) may run with it.
 DEV_AUTH_SECRET = "dev-only-secret-do-not-use-in-production"
 MIN_SECRET_BYTES = 32
+# A larger request body gets 413 before it is decoded: enough for an order of 200 line
+# items; the dispute service, which takes evidence files, allows more.
+DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 DEV_ISSUER = "escrow-dev"
 AUDIENCE = "escrow-platform"
 
@@ -97,6 +100,8 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = AUDIENCE
     # Tokens valid for longer than this (exp - iat) are refused.
     auth_max_token_lifetime: timedelta = timedelta(hours=24)
+    # Request bodies larger than this many bytes are refused with 413 before decoding.
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     # How often messages saved but not yet published are published again.
     outbox_sweep_seconds: float = 2.0
     # How often stored deadlines are checked against the clock.

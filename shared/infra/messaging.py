@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.trace import SpanKind
+from faststream.security import BaseSecurity
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
@@ -33,6 +34,7 @@ from shared.contracts.envelope import Envelope, TradeEvent, UnknownEventType, do
 from shared.contracts.topics import Service, Topics
 from shared.domain.errors import DomainError
 from shared.infra import context, telemetry
+from shared.infra.signing import EnvelopeAuthenticator, Unauthentic, check_producer
 from shared.infra.store import ConcurrencyConflict
 from shared.infra.store import OutboxMessage
 
@@ -59,19 +61,21 @@ DEAD_LETTER_REASON = "x-dead-letter-reason"
 
 
 def make_broker(bootstrap_servers: str, client_id: str,
-                registry: CollectorRegistry | None = None) -> KafkaBroker:
+                registry: CollectorRegistry | None = None,
+                security: BaseSecurity | None = None) -> KafkaBroker:
     """An idempotent producer; with a registry, Prometheus metrics of every message received
     and published (dead letters show as messages published to a ``*.deadletter`` topic)."""
     middlewares = [KafkaPrometheusMiddleware(registry=registry, app_name=client_id,
                                              metrics_prefix="escrow")] if registry else []
     return KafkaBroker(bootstrap_servers, client_id=client_id, enable_idempotence=True,
+                       security=security,
                        logger=logging.getLogger(f"faststream.{client_id}"), middlewares=middlewares)
 
 
 async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = 3,
-                        replication_factor: int = 1) -> None:
+                        replication_factor: int = 1, **client_options: Any) -> None:
     """Create the topics a service uses if they are missing (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -91,8 +95,10 @@ class EventPublisher:
     order's events stay in order. One declared publisher per event type documents each
     message in the AsyncAPI document."""
 
-    def __init__(self, broker: KafkaBroker, topic: str, events: list[type[TradeEvent]]) -> None:
+    def __init__(self, broker: KafkaBroker, topic: str, events: list[type[TradeEvent]],
+                 signer: EnvelopeAuthenticator | None = None) -> None:
         self.topic = topic
+        self._signer = signer
         self._publishers = {
             event.event_type: broker.publisher(
                 topic, title=f"{topic}:{event.__name__}", description=(event.__doc__ or "").strip(),
@@ -113,6 +119,14 @@ class EventPublisher:
                 headers={"content-type": "application/json", "event-type": head["event_type"],
                          "event-id": head["event_id"]},
             )
+        await self._publishers[head["event_type"]].publish(
+            message.body.encode(),
+            key=head["order_id"].encode(),
+            correlation_id=head["correlation_id"],
+            headers={"content-type": "application/json", "event-type": head["event_type"],
+                     "event-id": head["event_id"],
+                     **(self._signer.sign(message.body.encode()) if self._signer else {})},
+        )
 
 
 @dataclass(frozen=True)
@@ -146,8 +160,10 @@ class EventConsumer:
 
     def __init__(self, service: Service, broker: KafkaBroker, topics: Topics,
                  handlers: Mapping[type[TradeEvent], EventHandler], *,
-                 max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT,
+                 authenticator: EnvelopeAuthenticator | None = None) -> None:
         self.service = service
+        self.authenticator = authenticator
         self.broker = broker
         self.topics = topics
         self.handlers = {event.event_type: (event, h) for event, h in handlers.items()}
@@ -206,6 +222,13 @@ class EventConsumer:
         entry = self.handlers.get(envelope.event_type)
         if entry is None:
             return None  # an event this service does not react to
+        try:  # believed only from its producer (shared/infra/signing.py)
+            if self.authenticator:
+                self.authenticator.check(envelope, body, headers, origin.partition("/")[0] or None)
+            else:
+                check_producer(envelope)
+        except Unauthentic as exc:
+            return await self.dead_letter(body, key, headers, origin, f"unauthentic: {exc}")
         with context.bound(correlation_id=envelope.correlation_id, order_id=envelope.order_id,
                            event_type=envelope.event_type, event_id=envelope.event_id), \
                 telemetry.span(f"consume {envelope.event_type}", service=str(self.service),

@@ -28,7 +28,9 @@ from shared.infra.telemetry import configure_tracing
 from shared.infra.metrics import ServiceFigures
 from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner, run_periodically
+from shared.infra.kafka_security import broker_security, client_options
 from shared.infra.settings import ServiceSettings
+from shared.infra.signing import EnvelopeAuthenticator
 from shared.infra.specification import asyncapi_document
 from shared.infra.store import STORED_DEADLINES, AggregateStore, DueTimes
 
@@ -49,6 +51,7 @@ class ServiceRuntime:
     broker: KafkaBroker
     mongo: AsyncMongoClient
     topics: Topics
+    authenticator: EnvelopeAuthenticator | None = None
     consumer: EventConsumer | None = None
     runners: list[AggregateRunner] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
@@ -67,9 +70,12 @@ class ServiceRuntime:
     def create(cls, service: Service, settings: ServiceSettings) -> ServiceRuntime:
         settings.check_secrets()
         metrics = CollectorRegistry()
-        return cls(service=service, settings=settings, topics=Topics(settings.topic_prefix),
-                   broker=make_broker(settings.kafka_bootstrap_servers, f"escrow-{service}", metrics),
-                   mongo=mongo_client(settings), metrics=metrics)
+        topics = Topics(settings.topic_prefix)
+        return cls(service=service, settings=settings, topics=topics,
+                   broker=make_broker(settings.kafka_bootstrap_servers, f"escrow-{service}", metrics,
+                                      broker_security(settings)),
+                   mongo=mongo_client(settings), metrics=metrics,
+                   authenticator=EnvelopeAuthenticator.from_settings(service, topics, settings))
 
     @property
     def database(self) -> AsyncDatabase:
@@ -81,7 +87,8 @@ class ServiceRuntime:
         """A runner for the service's aggregate, publishing the service's events (the direct
         subclasses of ``events``) on its topic, swept for outbox and deadlines (and the
         other sweep queues named in ``due``)."""
-        publisher = EventPublisher(self.broker, self.topics.events(self.service), events.__subclasses__())
+        publisher = EventPublisher(self.broker, self.topics.events(self.service), events.__subclasses__(),
+                                   signer=self.authenticator)
         runner = AggregateRunner(AggregateStore(self.database[collection], aggregate_type, due),
                                  clock, publisher, metrics=self.metrics)
         self.runners.append(runner)
@@ -89,7 +96,8 @@ class ServiceRuntime:
         return runner
 
     def consume(self, handlers: dict[type[TradeEvent], EventHandler]) -> None:
-        self.consumer = EventConsumer(self.service, self.broker, self.topics, handlers)
+        self.consumer = EventConsumer(self.service, self.broker, self.topics, handlers,
+                                      authenticator=self.authenticator)
 
     def serve_http(self, title: str, description: str, router: APIRouter,
                    problems: Problems | None = None) -> None:
@@ -114,7 +122,8 @@ class ServiceRuntime:
         """Connect, then publish what a previous run left in the outbox, then consume.
         Tests that drive the clock pass ``background_jobs=False`` and sweep by hand."""
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics.all(),
-                            self.settings.topic_partitions, self.settings.topic_replication_factor)
+                            self.settings.topic_partitions, self.settings.topic_replication_factor,
+                            **client_options(self.settings))
         for prepare in self.on_start:
             await prepare()
         await self.broker.start()

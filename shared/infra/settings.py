@@ -102,6 +102,18 @@ class ServiceSettings(BaseSettings):
     auth_max_token_lifetime: timedelta = timedelta(hours=24)
     # Request bodies larger than this many bytes are refused with 413 before decoding.
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    # Event signing keys, producer:key-id:secret entries (shared/infra/signing.py).
+    envelope_keys: SecretStr | None = None
+    # Kafka connection: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (docs/security.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # SASL mechanism for Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    # This service's Kafka principal.
+    kafka_sasl_username: str | None = None
+    # The Kafka principal's password.
+    kafka_sasl_password: SecretStr | None = None
+    # CA bundle trusted for the brokers' TLS certificates (default: the system's).
+    kafka_ssl_cafile: str | None = None
     # How often messages saved but not yet published are published again.
     outbox_sweep_seconds: float = 2.0
     # How often stored deadlines are checked against the clock.
@@ -124,9 +136,10 @@ class ServiceSettings(BaseSettings):
 
     def guarded_secrets(self) -> list[GuardedSecret]:
         """The secrets this service needs; services with more secrets add theirs."""
+        secrets = [GuardedSecret("ENVELOPE_KEYS", self.envelope_keys, None)]
         if self.auth_algorithm == "HS256":
-            return [GuardedSecret("AUTH_SECRET", self.auth_secret, DEV_AUTH_SECRET)]
-        return []
+            secrets.append(GuardedSecret("AUTH_SECRET", self.auth_secret, DEV_AUTH_SECRET))
+        return secrets
 
     def check_secrets(self) -> None:
         """Refuse to run outside development with a development, missing or short secret."""

@@ -26,7 +26,7 @@ import mongomock
 
 from services.catalogue import SERVICES, settings_class
 from shared.contracts.parties import Role
-from shared.contracts.topics import Service, Topics
+from shared.contracts.topics import Topics
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.runtime import ServiceRuntime
@@ -130,7 +130,7 @@ class InMemoryPlatform:
         self.infra = _Infra(MemoryMailbox())
         self.topics = Topics(f"mem{uuid.uuid4().hex[:6]}")
         self.runtimes: dict[str, ServiceRuntime] = {}
-        self._queue: deque[tuple[str, OutboxMessage]] = deque()
+        self._queue: deque[tuple[str, OutboxMessage, dict[str, str]]] = deque()
         self._pump: asyncio.Task[None] | None = None
 
     def _build(self, name: str) -> ServiceRuntime:
@@ -145,26 +145,29 @@ class InMemoryPlatform:
         for name in SERVICES:
             runtime = self._build(name)
             for runner in runtime.runners:
-                runner._publish = self._publisher(Service(name))
+                runner._publish = self._publisher(runtime)
             self.runtimes[name] = runtime
         self._pump = asyncio.create_task(self._run())
 
-    def _publisher(self, producer: Service):
-        topic = self.topics.events(producer)
+    def _publisher(self, producer: ServiceRuntime):
+        """Publishes as the service would: on its topic, signed with its key."""
+        topic = self.topics.events(producer.service)
 
         async def publish(message: OutboxMessage) -> None:
-            self._queue.append((topic, message))
+            assert producer.authenticator is not None
+            self._queue.append((topic, message, producer.authenticator.sign(message.body.encode())))
         return publish
 
     async def settle(self) -> None:
         """Deliver everything published, and run every periodic job, until nothing moves."""
         while True:
             while self._queue:
-                topic, message = self._queue.popleft()
+                topic, message, headers = self._queue.popleft()
                 for runtime in self.runtimes.values():
                     if runtime.consumer is not None and topic in runtime.consumer.sources:
                         await runtime.consumer.handle(message.body.encode(),
-                                                      key=message.envelope().order_id.encode())
+                                                      key=message.envelope().order_id.encode(),
+                                                      headers=headers, origin=f"{topic}/0@0")
             for runtime in self.runtimes.values():
                 await runtime.run_jobs_once()
             if not self._queue:

@@ -95,6 +95,7 @@ def test_services_holding_only_the_public_key_verify_but_cannot_mint() -> None:
     ({"auth_secret": "short"}, "AUTH_SECRET is shorter than 32 bytes"),
     ({"auth_secret": "x" * 40}, "AUTH_ISSUER is the development issuer"),
     ({"auth_algorithm": "EdDSA", "auth_issuer": "https://idp.example"}, "needs AUTH_PUBLIC_KEY"),
+    ({"auth_secret": "x" * 40, "auth_issuer": "https://idp.example"}, "ENVELOPE_KEYS is not set"),
 ])
 def test_outside_development_a_service_refuses_to_start_with_a_development_or_weak_secret(
         env, why, monkeypatch):
@@ -111,7 +112,8 @@ def test_payment_refuses_the_development_data_key_outside_development(monkeypatc
         settings.check_secrets()
     strong = PaymentSettings(auth_secret="x" * 40, auth_issuer="https://idp.example",
                              payment_data_key=Fernet.generate_key().decode(),
-                             bank_webhook_keys="bank-2026:" + "k" * 40)
+                             bank_webhook_keys="bank-2026:" + "k" * 40,
+                             envelope_keys="payment:k1:" + "y" * 40)
     strong.check_secrets()
 
 

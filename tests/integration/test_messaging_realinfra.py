@@ -4,6 +4,7 @@ malformed or unprocessable message goes to the dead-letter topic while the consu
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -22,6 +23,7 @@ from shared.infra import messaging
 from shared.infra.deadletters import list_dead_letters, replay
 from shared.infra.messaging import DEAD_LETTER_REASON
 from shared.infra.runtime import ServiceRuntime
+from shared.infra.signing import EnvelopeAuthenticator
 from tests.support.infra import Infra
 from tests.support.platform import Platform, build_service, eventually
 
@@ -56,11 +58,21 @@ async def place_order(world: Platform) -> str:
         return response.json()["order_id"]
 
 
+def signed(value: bytes) -> list[tuple[str, bytes]]:
+    """The signature header its producer would add (development keys), if it names one."""
+    try:
+        producer = Service(json.loads(value)["producer"])
+    except (ValueError, KeyError):
+        return []
+    signer = EnvelopeAuthenticator(producer, Topics("any"))
+    return [(k, v.encode()) for k, v in signer.sign(value).items()]
+
+
 async def produce(infra: Infra, topic: str, key: str, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value, key=key.encode())
+        await producer.send_and_wait(topic, value, key=key.encode(), headers=signed(value))
     finally:
         await producer.stop()
 
@@ -248,8 +260,9 @@ async def test_no_commit_passes_a_message_that_failed_and_it_comes_again_after_a
         positions = {}
         for order_id in [stuck, *others]:
             order = await first.runners[0].get(order_id)
-            sent = await producer.send_and_wait(topic, funded(world, order_id, order.parties).to_bytes(),
-                                                key=order_id.encode())
+            value = funded(world, order_id, order.parties).to_bytes()
+            sent = await producer.send_and_wait(topic, value, key=order_id.encode(),
+                                                headers=signed(value))
             positions[order_id] = (sent.partition, sent.offset)
     finally:
         await producer.stop()

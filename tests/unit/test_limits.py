@@ -5,6 +5,7 @@ file is stored once."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import bson
 import pytest
@@ -79,6 +80,7 @@ def test_an_order_keeps_a_bounded_number_of_messages_and_stays_far_below_16_mb()
     order = placed(clock)
     longest = "\U0001f4e6" * 5000  # 5000 characters of 4 bytes
     for i in range(MAX_MESSAGES_PER_ORDER):
+        clock.advance(timedelta(minutes=4))  # within the per-hour rate limit
         order.post_message(BUYER if i % 2 else SUPPLIER, longest, clock.now())
     with pytest.raises(DomainError, match=f"{MAX_MESSAGES_PER_ORDER} messages"):
         order.post_message(BUYER, "one more", clock.now())

@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # Every target here runs a developer's platform: development secrets allowed (docs/security.md).
 export ESCROW_ENV ?= development
 
-.PHONY: setup browser run demo stop test unit asyncapi bench
+.PHONY: setup browser run demo stop test unit asyncapi bench audit
 
 setup:  ## the Python environment (installs uv if missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -31,6 +31,9 @@ test: setup browser  ## every test, the saga ones on real Kafka, the MongoDB-wir
 
 unit: setup  ## the fast tests only
 	@.venv/bin/pytest tests/unit -q
+
+audit: setup  ## dependency audit against PyPI's vulnerability data; fails when it cannot check
+	@bash deploy/local/audit.sh
 
 asyncapi: setup  ## regenerate docs/asyncapi.yaml from the code
 	@.venv/bin/python -m services.asyncapi --write

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-from shared.infra.settings import ServiceSettings
+from shared.infra.settings import GuardedSecret, ServiceSettings
 
 
 class ConsoleSettings(ServiceSettings):
     """The console has no Kafka consumer and no collection: only the services' public URLs."""
 
     http_port: int = 8006
+
+    def guarded_secrets(self) -> list[GuardedSecret]:
+        """No events to sign: the token secret only."""
+        return [s for s in super().guarded_secrets() if s.env_var != "ENVELOPE_KEYS"]
     # Public HTTP API of the order service, as the console's proxy reaches it.
     order_url: str = "http://127.0.0.1:8001"
     # Public HTTP API of the payment service.

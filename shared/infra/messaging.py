@@ -117,16 +117,9 @@ class EventPublisher:
                 key=head["order_id"].encode(),
                 correlation_id=head["correlation_id"],
                 headers={"content-type": "application/json", "event-type": head["event_type"],
-                         "event-id": head["event_id"]},
+                         "event-id": head["event_id"],
+                         **(self._signer.sign(message.body.encode()) if self._signer else {})},
             )
-        await self._publishers[head["event_type"]].publish(
-            message.body.encode(),
-            key=head["order_id"].encode(),
-            correlation_id=head["correlation_id"],
-            headers={"content-type": "application/json", "event-type": head["event_type"],
-                     "event-id": head["event_id"],
-                     **(self._signer.sign(message.body.encode()) if self._signer else {})},
-        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 from shared.contracts.topics import Service
-from shared.infra.clock import Clock, clock_for
+from shared.infra.clock import Clock, SystemClock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
 from services.notify.api import router
 from services.notify.contact_book import COLLECTION as CONTACTS
@@ -41,7 +41,8 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
         policy=RetryPolicy(max_attempts=settings.max_attempts,
                            backoff_base=settings.send_backoff_base,
                            backoff_cap=settings.send_backoff_cap, lease=settings.send_lease,
-                           batch=settings.send_batch, concurrency=settings.send_concurrency))
+                           batch=settings.send_batch, concurrency=settings.send_concurrency),
+        lease_clock=SystemClock())
     runtime.on_start.append(jobs.create_indexes)
     add_email_figures(runtime.figures)
     runtime.jobs.append(Job("send-emails", settings.notify_send_interval_seconds, sender.send_due))

@@ -30,7 +30,11 @@ class EmailJobs(Protocol):
     async def add(self, job: EmailJob) -> bool:
         """Store a new job; ``False`` if a job with its id exists (the event came again)."""
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]: ...
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int, *,
+                        lease_now: datetime | None = None) -> list[EmailJob]:
+        """Claim up to ``limit`` due jobs for ``lease``. Due-ness is business time (``now``);
+        a lease is measured in real time (``lease_now``, default ``now``), so moving the
+        business clock never ends a send in flight."""
 
     async def mark_sent(self, job: EmailJob, at: datetime) -> bool: ...
 
@@ -45,9 +49,9 @@ class EmailJobs(Protocol):
         returns how many."""
 
 
-def _due(now: datetime) -> dict[str, Any]:
+def _due(now: datetime, lease_now: datetime) -> dict[str, Any]:
     return {"$or": [{"status": EmailStatus.PENDING, "next_attempt_at": {"$lte": now}},
-                    {"status": EmailStatus.SENDING, "lease_expires_at": {"$lte": now}}]}
+                    {"status": EmailStatus.SENDING, "lease_expires_at": {"$lte": lease_now}}]}
 
 
 def _claim(now: datetime, lease: timedelta) -> dict[str, Any]:
@@ -109,17 +113,19 @@ class EmailRepository(_SendOutcomes):
             return False
         return True
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]:
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int, *,
+                        lease_now: datetime | None = None) -> list[EmailJob]:
+        lease_now = lease_now or now
         # The oldest due ids, then one update claims them all under one new lease token: the
         # update re-checks that each is still due, so a job another sender took meanwhile is
         # left alone, and the token finds exactly the jobs this claim won.
-        cursor = self._collection.find(_due(now), projection={"_id": 1}).sort(
+        cursor = self._collection.find(_due(now, lease_now), projection={"_id": 1}).sort(
             "next_attempt_at", ASCENDING).limit(limit)
         ids = [candidate["_id"] for candidate in await cursor.to_list()]
         if not ids:
             return []
-        claim = _claim(now, lease)
-        await self._collection.update_many({"_id": {"$in": ids}, **_due(now)},
+        claim = _claim(lease_now, lease)
+        await self._collection.update_many({"_id": {"$in": ids}, **_due(now, lease_now)},
                                            {"$set": claim, "$inc": {"attempts": 1}})
         won = self._collection.find({"lease_token": claim["lease_token"]}).sort(
             "next_attempt_at", ASCENDING)
@@ -159,16 +165,18 @@ class InMemoryEmailRepository(_SendOutcomes):
         self.docs[job.id] = _to_doc(job)
         return True
 
-    def _is_due(self, doc: dict[str, Any], now: datetime) -> bool:
+    def _is_due(self, doc: dict[str, Any], now: datetime, lease_now: datetime) -> bool:
         if doc["status"] == EmailStatus.PENDING:
             return doc["next_attempt_at"] <= now
-        return doc["status"] == EmailStatus.SENDING and doc["lease_expires_at"] <= now
+        return doc["status"] == EmailStatus.SENDING and doc["lease_expires_at"] <= lease_now
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[EmailJob]:
-        due = sorted((d for d in self.docs.values() if self._is_due(d, now)),
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int, *,
+                        lease_now: datetime | None = None) -> list[EmailJob]:
+        lease_now = lease_now or now
+        due = sorted((d for d in self.docs.values() if self._is_due(d, now, lease_now)),
                      key=lambda d: d["next_attempt_at"])[:limit]
         for doc in due:
-            doc.update(_claim(now, lease), attempts=doc["attempts"] + 1)
+            doc.update(_claim(lease_now, lease), attempts=doc["attempts"] + 1)
         return [_from_doc(copy.deepcopy(d)) for d in due]
 
     async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:

@@ -145,10 +145,15 @@ class RetryPolicy:
 
 class EmailSender:
     def __init__(self, jobs: EmailJobs, transport: MailTransport, clock: Clock, *, mail_from: str,
-                 policy: RetryPolicy = RetryPolicy()) -> None:
+                 policy: RetryPolicy = RetryPolicy(), lease_clock: Clock | None = None) -> None:
+        """``clock`` says when a job is due (business time, movable in tests and demos);
+        ``lease_clock`` measures how long a claimed send may take (real time: the system
+        clock in a running service), so moving the business clock ahead never lets a second
+        sender take a mail that is being sent."""
         self.jobs = jobs
         self.transport = transport
         self.clock = clock
+        self.lease_clock = lease_clock or clock
         self.mail_from = mail_from
         self.policy = policy
         self._in_flight = asyncio.Semaphore(policy.concurrency)
@@ -159,7 +164,8 @@ class EmailSender:
         again only later, so this ends."""
         sent = 0
         while True:
-            batch = await self.jobs.claim_due(self.clock.now(), self.policy.lease, self.policy.batch)
+            batch = await self.jobs.claim_due(self.clock.now(), self.policy.lease, self.policy.batch,
+                                              lease_now=self.lease_clock.now())
             sent += sum(await asyncio.gather(*(self._bounded(job) for job in batch)))
             if len(batch) < self.policy.batch:
                 return sent

@@ -266,3 +266,35 @@ async def test_mails_are_sent_concurrently_within_a_bound(
 
     assert await sender.send_due() == 40
     assert transport.sent == 40 and transport.most_in_flight == 5
+
+
+
+class SendWhileTheClockJumps:
+    """A transport during whose first send the business clock jumps 60 days ahead (as a test
+    or demo moves it) and a second sender replica looks for work."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock, self.other, self.sent, self.others_took = clock, None, [], 0
+
+    async def send(self, message: Message) -> None:
+        other, self.other = self.other, None  # the jump happens once
+        if other is not None:
+            self.clock.advance(timedelta(days=60))
+            self.others_took += await other.send_due()
+        self.sent.append((message["X-Escrow-Event-Id"], message["To"]))
+
+
+async def test_moving_the_business_clock_never_hands_a_mail_in_flight_to_another_sender(
+        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.OrderPlaced)
+    await notifications.on_event(envelope_of(event), event)
+    transport = SendWhileTheClockJumps(clock)
+    real_time = ManualClock(T0)  # the leases' clock: it does not jump
+    policy = RetryPolicy(concurrency=1, batch=2)  # both mails claimed, sent one at a time
+    first = EmailSender(repo, transport, clock, mail_from=MAIL_FROM, policy=policy, lease_clock=real_time)
+    transport.other = EmailSender(repo, transport, clock, mail_from=MAIL_FROM, policy=policy,
+                                  lease_clock=real_time)
+
+    await first.send_due()
+    assert transport.others_took == 0
+    assert len(transport.sent) == len(set(transport.sent)) == 2  # each recipient's mail once

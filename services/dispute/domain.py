@@ -120,7 +120,7 @@ class BuyerProtection(Aggregate):
     closed_at: datetime | None = None
     closed_because: str | None = None
 
-    @computed_field  # stored with the state, so the escalated queue is a query on it
+    @computed_field  # type: ignore[prop-decorator] # stored with the state, so the escalated queue is a query on it
     @property
     def status(self) -> ProtectionStatus:
         if self.closed_at is not None:
@@ -163,15 +163,16 @@ class BuyerProtection(Aggregate):
         self.dispatched_at = dispatched_at or now
         start = clocks_start(ship_date, self.dispatched_at)
         self.dispute_opens_at = start + periods.dispute_opens_after
-        self._schedule_auto_confirm(start + periods.receipt_auto_confirm_after, now, periods)
+        auto_confirm_at = start + periods.receipt_auto_confirm_after
+        self._schedule_auto_confirm(auto_confirm_at, now, periods)
         self.note(now, "shipment dispatched", ship_date=ship_date.isoformat(),
                   dispatched_at=self.dispatched_at.isoformat(), carrier=carrier,
                   tracking_number=tracking_number,
                   dispute_opens_at=self.dispute_opens_at.isoformat(),
-                  auto_confirm_at=self.auto_confirm_at.isoformat())
+                  auto_confirm_at=auto_confirm_at.isoformat())
         self.record(ReceiptExpected(order_id=self.order_id, parties=self.parties,
                                     dispute_opens_at=self.dispute_opens_at,
-                                    auto_confirm_at=self.auto_confirm_at), now)
+                                    auto_confirm_at=auto_confirm_at), now)
 
     def close(self, because: str, now: datetime) -> None:
         """The order is over (cancelled, closed, or never shipped): nothing is due any more."""
@@ -275,6 +276,7 @@ class BuyerProtection(Aggregate):
         if not dispute.take_answer(answer, counter_amount, message, now, self._context()):
             return
         self._drop(ANSWER_REMINDER, ANSWER_DUE)
+        assert self.currency is not None  # a dispute is only opened on a funded escrow
         self.record(DisputeAnswered(order_id=self.order_id, parties=self.parties,
                                     dispute_id=dispute.dispute_id, answer=answer,
                                     counter_amount=counter_amount, currency=self.currency,

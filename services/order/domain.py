@@ -89,7 +89,7 @@ class Order(Aggregate):
     refunded_total: int = 0
     messages: list[Message] = []
 
-    @computed_field  # stored with the state, so orders can be queried by it
+    @computed_field  # type: ignore[prop-decorator] # stored with the state, so orders can be queried by it
     @property
     def status(self) -> OrderStatus:
         """Derived from the facts, never from the order they were learnt in."""
@@ -189,6 +189,7 @@ class Order(Aggregate):
     def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
         if kind == PAYMENT_REMINDER:
             if self.status is OrderStatus.AWAITING_PAYMENT:
+                assert self.payment_due_at is not None  # set when the order awaits payment
                 self.record(PaymentDueSoon(order_id=self.order_id, parties=self.parties,
                                            payment_due_at=self.payment_due_at), now)
         elif kind == PAYMENT_DUE:

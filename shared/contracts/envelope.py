@@ -114,7 +114,7 @@ def documented_envelope(event: type[TradeEvent]) -> type[BaseModel]:
         f"{event.__name__}Message",
         __base__=Envelope,
         __doc__=event.__doc__,
-        event_type=(Literal[event.event_type], event.event_type),  # type: ignore[valid-type]
-        schema_version=(Literal[event.schema_version], event.schema_version),  # type: ignore[valid-type]
+        event_type=(Literal[event.event_type], event.event_type),  # type: ignore[arg-type]
+        schema_version=(Literal[event.schema_version], event.schema_version),  # type: ignore[arg-type]
         payload=(event, ...),
     )

@@ -61,6 +61,9 @@ def Identifier(max_length: int, *, pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._:@-]
 
 Name = Text(200)  # a person's or company's name, one line
 Line = Text(200)  # one line of an address
+City = Text(100)
+PostalCode = Text(20)
+ItemDescription = Text(500)  # what an order line sells
 FileName = Text(255)
 Note = Text(1000)  # a short remark, one line
 Statement = Text(5000, multiline=True)  # a message, a reason, a dispute's description

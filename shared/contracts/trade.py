@@ -7,15 +7,11 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from shared.contracts.money import MAX_MINOR_UNITS, PositiveMinorUnits
-from shared.contracts.text import FileName, Line, Name, Note, Text
+from shared.contracts.text import City, FileName, ItemDescription, Line, Name, Note, PostalCode
 
 # An order with more lines is refused: one order document must stay far below the
 # 16 MB a MongoDB document may hold.
 MAX_LINE_ITEMS = 200
-
-ItemDescription = Text(500)
-City = Text(100)
-PostalCode = Text(20)
 
 
 class Frozen(BaseModel):

@@ -93,7 +93,7 @@ class TokenVerifier:
             raise Unauthenticated(f"the token is not valid: it lives longer than "
                                   f"{self.max_lifetime}")
         try:
-            return Actor(party_id=claims["sub"], role=claims.get("role"))
+            return Actor.model_validate({"party_id": claims["sub"], "role": claims.get("role")})
         except ValidationError as exc:
             raise Unauthenticated(f"the token is not valid: {_first_error(exc)}") from None
 

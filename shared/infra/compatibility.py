@@ -78,7 +78,7 @@ def _compare(old_doc: Schema, old: Schema, new_doc: Schema, new: Schema, where: 
 def _compare_one(old_doc: Schema, old: Schema, new_doc: Schema, new: Schema, where: str,
                  problems: list[str], seen: set[tuple[int, int]]) -> None:
     if "enum" in old:
-        lost = set(old["enum"]) - set(new.get("enum", old["enum"]))
+        lost = set(old["enum"]) - set(new["enum"] if "enum" in new else old["enum"])
         if lost:
             problems.append(f"{where}: values {sorted(lost)} no longer allowed")
     if "items" in old and "items" in new:

@@ -74,7 +74,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def operation_id(route: APIRoute) -> str:
     """Readable and stable: ``<tag>_<function>``, e.g. ``orders_confirm``."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join([*route.tags[:1], route.name]))
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join([*(str(tag) for tag in route.tags[:1]), route.name]))
 
 
 def _problems_in_openapi(app: FastAPI) -> None:

@@ -39,7 +39,7 @@ Publish = Callable[[OutboxMessage], Awaitable[None]]
 MAX_CONFLICT_RETRIES = 20
 
 
-class Action(Protocol[A]):  # type: ignore[misc]
+class Action(Protocol[A]):
     def __call__(self, aggregate: A | None, now: datetime) -> A | None: ...
 
 
@@ -209,10 +209,10 @@ class AggregateRunner(Generic[A]):
         return await self.deadline_sweep()
 
     async def _fire_deadlines(self, order_id: str) -> int:
-        def fire(aggregate: A | None, at: datetime) -> A | None:
+        def fire(aggregate: A | None, now: datetime) -> A | None:
             if aggregate is None:
                 return None
-            aggregate.run_due_deadlines(at)
+            aggregate.run_due_deadlines(now)
             return aggregate
 
         return 1 if await self.execute(order_id, fire) is not None else 0

@@ -49,11 +49,11 @@ class ServiceRuntime:
     service: Service
     settings: ServiceSettings
     broker: KafkaBroker
-    mongo: AsyncMongoClient
+    mongo: AsyncMongoClient[dict[str, Any]]
     topics: Topics
     authenticator: EnvelopeAuthenticator | None = None
     consumer: EventConsumer | None = None
-    runners: list[AggregateRunner] = field(default_factory=list)
+    runners: list[AggregateRunner[Any]] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     http: FastAPI | None = None
@@ -78,12 +78,12 @@ class ServiceRuntime:
                    authenticator=EnvelopeAuthenticator.from_settings(service, topics, settings))
 
     @property
-    def database(self) -> AsyncDatabase:
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
         return self.mongo[self.settings.mongodb_database]
 
     def aggregate_runner(self, collection: str, aggregate_type: type[Aggregate],
                          events: type[TradeEvent], clock: Clock,
-                         due: DueTimes = STORED_DEADLINES) -> AggregateRunner:
+                         due: DueTimes = STORED_DEADLINES) -> AggregateRunner[Any]:
         """A runner for the service's aggregate, publishing the service's events (the direct
         subclasses of ``events``) on its topic, swept for outbox and deadlines (and the
         other sweep queues named in ``due``)."""
@@ -191,7 +191,7 @@ class ServiceRuntime:
             await self.stop()
 
 
-def mongo_client(settings: ServiceSettings) -> AsyncMongoClient:
+def mongo_client(settings: ServiceSettings) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
 
 

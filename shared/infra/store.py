@@ -74,7 +74,7 @@ def _document(aggregate: Aggregate, version: int, handled: list[str],
 class AggregateStore(Generic[A]):
     """MongoDB (or any MongoDB-wire server) store of one aggregate type."""
 
-    def __init__(self, collection: AsyncCollection, aggregate_type: type[A],
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], aggregate_type: type[A],
                  due: DueTimes = STORED_DEADLINES) -> None:
         self._collection = collection
         self._type = aggregate_type

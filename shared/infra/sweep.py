@@ -40,7 +40,8 @@ def retry_delay(failures: int) -> timedelta:
     """How long after its ``failures``-th failure an item is tried again."""
     if failures <= 1:
         return timedelta(0)
-    return min(RETRY_MAX, RETRY_BASE * 2 ** (failures - 2))
+    factor: int = 2 ** (failures - 2)
+    return min(RETRY_MAX, RETRY_BASE * factor)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _failing_item(queue: str, doc_id: str, entry: dict[str, Any], due: datetime 
 class MongoSweepQueue:
     """A queue over one collection whose documents carry ``due.<name>``."""
 
-    def __init__(self, collection: AsyncCollection, name: str) -> None:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]], name: str) -> None:
         self.collection = collection
         self.name = name
         self._due = f"due.{name}"
@@ -222,7 +223,7 @@ class Sweep:
 async def _print_failing(url: str, database: str) -> None:
     from pymongo import AsyncMongoClient
 
-    client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
     try:
         db = client[database]
         for name in sorted(await db.list_collection_names()):

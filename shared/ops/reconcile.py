@@ -13,7 +13,8 @@ from shared.ops.records import Records
 
 async def reconcile(records: Records, *, stuck_after: timedelta,
                     now: datetime | None = None) -> dict[str, Any]:
-    from services.payment.domain import Escrow, LedgerBroken  # the invariant, defined once
+    from services.payment.domain import Escrow  # the invariant, defined once
+    from services.payment.ledger import LedgerBroken
 
     now = now or datetime.now(UTC)
     problems: list[dict[str, str]] = []

@@ -21,11 +21,13 @@ EMAILS = "emails"
 
 @dataclass
 class Records:
-    database: AsyncDatabase
+    database: AsyncDatabase[dict[str, Any]]
 
     @classmethod
-    def connect(cls, url: str, database: str, timeout_ms: int = 3000) -> tuple[Records, AsyncMongoClient]:
-        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms)
+    def connect(cls, url: str, database: str,
+                timeout_ms: int = 3000) -> tuple[Records, AsyncMongoClient[dict[str, Any]]]:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms)
         return cls(client[database]), client
 
     async def aggregates(self, order_id: str) -> dict[str, dict[str, Any]]:
@@ -39,10 +41,14 @@ class Records:
 
     async def emails(self, order_id: str) -> list[dict[str, Any]]:
         cursor = self.database[EMAILS].find({"order_id": order_id}, projection={"html": 0, "text": 0})
-        return sorted(await cursor.to_list(None), key=lambda m: m.get("created_at"))
+        return sorted(await cursor.to_list(None), key=_created_at)
 
     async def all_of(self, service: str) -> list[dict[str, Any]]:
         return await self.database[AGGREGATES[service]].find({}, projection={"outbox": 0}).to_list(None)
 
     async def one(self, service: str, order_id: str) -> dict[str, Any] | None:
         return await self.database[AGGREGATES[service]].find_one({"_id": order_id}, projection={"outbox": 0})
+
+
+def _created_at(email: dict[str, Any]) -> Any:
+    return email.get("created_at")

@@ -11,6 +11,7 @@ failures come again.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -101,7 +102,7 @@ class EventPublisher:
         self._signer = signer
         self._publishers = {
             event.event_type: broker.publisher(
-                topic, title=f"{topic}:{event.__name__}", description=(event.__doc__ or "").strip(),
+                topic, title=f"{topic}:{event.__name__}", description=inspect.cleandoc(event.__doc__ or ""),
                 schema=documented_envelope(event))
             for event in events
         }

@@ -1,3 +1,4 @@
+import inspect
 import json
 
 from services.asyncapi import DOCUMENT, generate
@@ -18,3 +19,22 @@ def test_every_event_is_documented():
     titles = json.dumps(document["components"]["schemas"])
     missing = [e.__name__ for e in registered_events() if f"{e.__name__}Message" not in titles]
     assert documented and not missing, f"events without a documented message: {missing}"
+
+
+def test_descriptions_do_not_depend_on_how_python_indents_docstrings():
+    """Python 3.13 dedents docstrings when compiling, 3.11 keeps their indentation: the
+    document must read the same on both, so every description is already cleaned."""
+    def descriptions(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description" and isinstance(value, str):
+                    yield value
+                else:
+                    yield from descriptions(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from descriptions(item)
+
+    found = list(descriptions(json.loads(generate())))
+    indented = [d for d in found if d != inspect.cleandoc(d)]
+    assert found and not indented, f"descriptions carrying a docstring's indentation: {indented[:3]}"

@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 # Every target here runs a developer's platform: development secrets allowed (docs/security.md).
 export ESCROW_ENV ?= development
 
-.PHONY: setup browser run demo stop test unit asyncapi bench audit
+.PHONY: setup browser run demo stop test unit lint typecheck asyncapi bench audit
 
 setup:  ## the Python environment (installs uv if missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -26,7 +26,7 @@ browser:  ## Debian's chromium for the console's browser tests: installed when m
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make browser: could not install chromium (not root?); the browser tests will be skipped (failed under CI)" >&2
 
-test: setup browser  ## every test, the saga ones on real Kafka, the MongoDB-wire server and SMTP
+test: setup browser lint typecheck  ## the checks, then every test, the saga ones on real Kafka, the MongoDB-wire server and SMTP
 	@bash deploy/local/test.sh
 
 unit: setup  ## the fast tests only
@@ -34,6 +34,12 @@ unit: setup  ## the fast tests only
 
 audit: setup  ## dependency audit against PyPI's vulnerability data; fails when it cannot check
 	@bash deploy/local/audit.sh
+
+lint: setup  ## ruff: errors, imports in the layering order, modern syntax (pyproject.toml [tool.ruff])
+	@.venv/bin/ruff check
+
+typecheck: setup  ## mypy --strict on shared/ and every domain module (pyproject.toml [tool.mypy])
+	@.venv/bin/mypy
 
 asyncapi: setup  ## regenerate docs/asyncapi.yaml from the code
 	@.venv/bin/python -m services.asyncapi --write

@@ -12,7 +12,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from pymongo import ASCENDING
@@ -105,6 +105,17 @@ def _looks_like(content_type: str, data: bytes) -> bool:
     return data.startswith(SIGNATURES[content_type])
 
 
+class Attachments(Protocol):
+    """Where the service keeps evidence files (tests use an in-memory one)."""
+
+    async def create_indexes(self) -> None: ...
+
+    async def save(self, attachment: Attachment) -> None:
+        """Store it once: saving the same attachment again changes nothing."""
+
+    async def load(self, attachment_id: str) -> Attachment | None: ...
+
+
 class AttachmentStore:
     """MongoDB collection of attachments, one document each (a file is at most 5 MiB)."""
 
@@ -125,16 +136,3 @@ class AttachmentStore:
             return None
         return Attachment(attachment_id=doc.pop("_id"), **doc)
 
-
-class InMemoryAttachmentStore:
-    def __init__(self) -> None:
-        self.files: dict[str, Attachment] = {}
-
-    async def create_indexes(self) -> None:
-        return None
-
-    async def save(self, attachment: Attachment) -> None:
-        self.files.setdefault(attachment.attachment_id, attachment)
-
-    async def load(self, attachment_id: str) -> Attachment | None:
-        return self.files.get(attachment_id)

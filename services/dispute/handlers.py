@@ -24,8 +24,7 @@ from shared.infra.runner import AggregateRunner, Step
 from shared.infra.subscriptions import subscribes
 from services.dispute.attachments import (
     Attachment,
-    AttachmentStore,
-    InMemoryAttachmentStore,
+    Attachments,
     Upload,
     decode_attachment,
 )
@@ -35,7 +34,7 @@ from services.dispute.settings import DisputeSettings
 
 class DisputeService:
     def __init__(self, runner: AggregateRunner[BuyerProtection],
-                 attachments: AttachmentStore | InMemoryAttachmentStore,
+                 attachments: Attachments,
                  settings: DisputeSettings) -> None:
         self.runner = runner
         self.attachments = attachments

@@ -17,7 +17,7 @@ from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 from services.dispute.api import router
-from services.dispute.attachments import InMemoryAttachmentStore
+from tests.support.fakes import InMemoryAttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings

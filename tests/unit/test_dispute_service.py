@@ -29,7 +29,8 @@ from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermi
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
-from services.dispute.attachments import MAX_ATTACHMENT_BYTES, InMemoryAttachmentStore, Upload
+from services.dispute.attachments import MAX_ATTACHMENT_BYTES, Upload
+from tests.support.fakes import InMemoryAttachmentStore
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings

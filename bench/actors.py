@@ -22,9 +22,10 @@ from typing import Any
 
 import httpx
 
-from bench.observe import Observer
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
+
+from bench.observe import Observer
 
 CARD_APPROVED = "4242424242424242"
 

@@ -29,6 +29,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from shared.contracts.envelope import Envelope
+from shared.contracts.events import EscrowFunded, OrderPlaced
+from shared.contracts.topics import Service, Topics
+from shared.contracts.trade import PaymentMethod
+from shared.infra.clock import ManualClock
+from shared.infra.messaging import ensure_topics
+from shared.infra.runtime import ServiceRuntime
+from shared.infra.store import AggregateStore
+
 from bench.support import (
     CpuWatch,
     Servers,
@@ -41,16 +50,8 @@ from bench.support import (
     run_prefix,
     servers,
 )
-from services.order.domain import Order
-from shared.contracts.envelope import Envelope
-from shared.contracts.events import EscrowFunded, OrderPlaced
-from shared.contracts.topics import Service, Topics
-from shared.contracts.trade import PaymentMethod
 from services.catalogue import build, settings_class
-from shared.infra.clock import ManualClock
-from shared.infra.messaging import ensure_topics
-from shared.infra.runtime import ServiceRuntime
-from shared.infra.store import AggregateStore
+from services.order.domain import Order
 
 SCENARIOS = ("kafka-commit", "order-distinct", "order-duplicates", "order-distinct-strict",
              "notify-distinct")

@@ -31,8 +31,6 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from bench.support import confirmed_order, latency, memory_line, quiet_logs, remove_run, run_prefix, servers
-from services.order.domain import Order
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import MessagePosted, OrderEvent
 from shared.contracts.parties import Role
@@ -42,6 +40,9 @@ from shared.infra.clock import ManualClock
 from shared.infra.messaging import EventPublisher, ensure_topics, make_broker
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import AggregateStore, OutboxMessage
+
+from bench.support import confirmed_order, latency, memory_line, quiet_logs, remove_run, run_prefix, servers
+from services.order.domain import Order
 from tests.support.mongo_server import MongoServerProcess, built_libs
 
 WRITERS = (1, 8)

@@ -4,7 +4,6 @@ summaries, memory, CPU time of this process and of the servers."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import resource
@@ -20,12 +19,13 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from services.order.domain import Order
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
 from shared.domain.actor import Actor
 from shared.infra.messaging import EventConsumer
 from shared.infra.runtime import ServiceRuntime
+
+from services.order.domain import Order
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_DIR = Path(os.environ.get("ESCROW_RUN_DIR") or REPO / ".run")

@@ -24,12 +24,14 @@ import os
 import subprocess
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
+
+from shared.infra.settings import ServiceSettings
 
 from bench import rawbound
 from bench.actors import Actors, Parties, Trade, play, register_parties
@@ -37,7 +39,6 @@ from bench.observe import Observer
 from bench.platform import DEFAULT_PORTS, REPO, SERVICES, Meter, Platform, platform
 from bench.profile import Profiler
 from bench.report import plot, print_level, print_usage, summarise_level, write_json
-from shared.infra.settings import ServiceSettings
 
 COMMANDS_PER_TRADE = 5  # place, confirm, pay, ship, confirm receipt
 PARTIES = 10  # buyers, and as many suppliers: 100 pairs

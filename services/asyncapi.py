@@ -17,9 +17,10 @@ import json
 import sys
 from pathlib import Path
 
-from services.catalogue import SERVICES, build, settings_class
 from shared.infra.compatibility import breaking_changes
 from shared.infra.specification import asyncapi_document
+
+from services.catalogue import SERVICES, build, settings_class
 
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"

@@ -6,6 +6,7 @@ import pytest
 os.environ.setdefault("ESCROW_ENV", "development")
 
 from shared.infra.clock import ManualClock
+
 from tests.support.infra import Infra, real_infrastructure
 from tests.support.platform import Platform
 

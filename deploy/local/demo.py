@@ -22,10 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from deploy.local.service_ports import service_ports  # noqa: E402
 from shared.contracts.parties import Role  # noqa: E402
 from shared.infra.auth import mint_token  # noqa: E402
 from shared.infra.settings import ServiceSettings  # noqa: E402
+
+from deploy.local.service_ports import service_ports  # noqa: E402
 
 PORTS = service_ports()
 MAILBOX = os.environ.get("MAILBOX_URL", "http://127.0.0.1:8025")

@@ -37,7 +37,7 @@ import re
 import signal
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,7 +68,7 @@ class Mailbox:
         self._lock = threading.Lock()
 
     def store(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> dict[str, Any]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         name = f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:8]}.eml"
         msg = email.message_from_bytes(data, policy=email.policy.default)
         entry: dict[str, Any] = {
@@ -315,7 +315,7 @@ async def serve(args: argparse.Namespace) -> None:
     smtp_server.close()
     try:
         await asyncio.wait_for(smtp_server.wait_closed(), timeout=5)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("an SMTP client kept its connection open; stopping anyway")
     httpd.shutdown()
     httpd.server_close()

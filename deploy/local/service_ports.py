@@ -13,13 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from shared.infra.settings import ServiceSettings  # noqa: E402
+
 from services.console.settings import ConsoleSettings  # noqa: E402
 from services.dispute.settings import DisputeSettings  # noqa: E402
 from services.notify.settings import NotifySettings  # noqa: E402
 from services.order.settings import OrderSettings  # noqa: E402
 from services.payment.settings import PaymentSettings  # noqa: E402
 from services.shipping.settings import ShippingSettings  # noqa: E402
-from shared.infra.settings import ServiceSettings  # noqa: E402
 
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "order": OrderSettings, "payment": PaymentSettings, "shipping": ShippingSettings,

@@ -1,8 +1,9 @@
 import uvicorn
 
+from shared.infra.logging import configure_logging
+
 from services.console.app import build
 from services.console.settings import ConsoleSettings
-from shared.infra.logging import configure_logging
 
 settings = ConsoleSettings()
 configure_logging("console", settings.log_level, settings.log_format)

@@ -19,6 +19,7 @@ from shared.contracts.text import PartyId
 from shared.domain.errors import InvalidRequest
 from shared.infra.auth import mint_token
 from shared.infra.http import create_app
+
 from services.console import proxy
 from services.console.settings import ConsoleSettings
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from shared.domain.errors import InvalidRequest, NotFound
 from shared.infra.http import problem
+
 from services.console.settings import ConsoleSettings
 
 # The first path segment each service serves to buyers, suppliers and agents.

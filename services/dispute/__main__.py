@@ -1,4 +1,5 @@
-from services.dispute.app import build
 from shared.infra.runtime import serve
+
+from services.dispute.app import build
 
 serve(build())

@@ -17,6 +17,7 @@ from shared.contracts.text import FileName, Note, OptionalStatement, Statement
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
+
 from services.dispute.attachments import (
     ALLOWED_CONTENT_TYPES,
     MAX_ATTACHMENT_BYTES,
@@ -25,7 +26,6 @@ from services.dispute.attachments import (
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
 from services.dispute.negotiation import MAX_ATTACHMENTS_PER_DISPUTE, MAX_LINKS_PER_DISPUTE, Dispute
-
 
 
 class LinkEvidence(BaseModel):

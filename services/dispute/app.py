@@ -7,6 +7,7 @@ from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.subscriptions import subscriptions
+
 from services.dispute.api import router
 from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import BuyerProtection

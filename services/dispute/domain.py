@@ -15,7 +15,6 @@ window lasts. The other rules chosen where the product spec is silent are in REA
 from __future__ import annotations
 
 import hashlib
-
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -38,9 +37,10 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
-from shared.domain.aggregate import Aggregate
 from shared.domain.actor import Actor, require
+from shared.domain.aggregate import Aggregate
 from shared.domain.errors import DomainError, InvalidRequest
+
 from services.dispute.negotiation import (
     ACTIVE,
     Dispute,

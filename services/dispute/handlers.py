@@ -22,6 +22,7 @@ from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner, Step
 from shared.infra.subscriptions import subscribes
+
 from services.dispute.attachments import (
     Attachment,
     Attachments,
@@ -31,6 +32,7 @@ from services.dispute.attachments import (
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.negotiation import Dispute
 from services.dispute.settings import DisputeSettings
+
 
 class DisputeService:
     def __init__(self, runner: AggregateRunner[BuyerProtection],

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared.infra.settings import ServiceSettings
+
 from services.dispute.domain import Periods
 
 

@@ -1,4 +1,5 @@
-from services.notify.app import build
 from shared.infra.runtime import serve
+
+from services.notify.app import build
 
 serve(build())

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, EmailStr, Field
 
 from shared.infra.auth import CurrentActor
+
 from services.notify.contact_book import ContactBook
 from services.notify.contacts import Contact
 from services.notify.emails import EmailJob, EmailStatus

@@ -7,6 +7,7 @@ from prometheus_client import Counter
 from shared.contracts.topics import Service
 from shared.infra.clock import Clock, SystemClock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
+
 from services.notify.api import router
 from services.notify.contact_book import COLLECTION as CONTACTS
 from services.notify.contact_book import ContactBook, ContactStore

@@ -17,6 +17,7 @@ from shared.contracts.parties import Role
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest
 from shared.infra.clock import Clock
+
 from services.notify.contacts import Contact, VerificationLimits
 from services.notify.emails import EmailJob
 from services.notify.rendering import Content, Recipient, render_mail

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel
 
 from shared.contracts.envelope import Envelope, TradeEvent
+
 from services.notify.rendering import MailContext, Recipient, render
 from services.notify.steps import step_of
 

@@ -4,6 +4,7 @@ emails by status (the backlog is pending + sending; failed ones gave up)."""
 from __future__ import annotations
 
 from shared.infra.metrics import ServiceFigures
+
 from services.notify.emails import EmailStatus
 from services.notify.repository import COLLECTION
 

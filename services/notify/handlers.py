@@ -10,9 +10,10 @@ from typing import Protocol
 from shared.contracts.envelope import Envelope, TradeEvent, registered_events
 from shared.contracts.parties import Role
 from shared.domain.actor import Actor
-from shared.infra.clock import Clock
 from shared.domain.errors import NotFound, NotPermitted
+from shared.infra.clock import Clock
 from shared.infra.messaging import EventHandler
+
 from services.notify.emails import EmailJob, EmailStatus, compose
 from services.notify.repository import EmailJobs
 from services.notify.steps import STEPS

@@ -51,7 +51,7 @@ class MailContext(Generic[E]):
 
     def money(self, amount: int) -> str:
         """Every event that carries an amount carries its currency."""
-        currency: str = getattr(self.event, "currency")
+        currency: str = self.event.currency
         return Money(amount=amount, currency=currency).display()
 
 

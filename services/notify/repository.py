@@ -8,14 +8,13 @@ never hold the same job; the outcome is written only by the holder of the curren
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import copy
 import uuid
+from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 

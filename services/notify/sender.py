@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.infra import context, telemetry
 from shared.infra.clock import Clock
+
 from services.notify.emails import EmailJob
 from services.notify.repository import EmailJobs
 

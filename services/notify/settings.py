@@ -5,6 +5,7 @@ from datetime import timedelta
 from pydantic import EmailStr, Field
 
 from shared.infra.settings import ServiceSettings
+
 from services.notify.contacts import VerificationLimits
 
 

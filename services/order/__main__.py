@@ -1,4 +1,5 @@
-from services.order.app import build
 from shared.infra.runtime import serve
+
+from services.order.app import build
 
 serve(build())

@@ -14,6 +14,7 @@ from shared.contracts.text import Name, Statement
 from shared.contracts.trade import MAX_LINE_ITEMS, Address, LineItem, Logistics
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
+
 from services.order.domain import Message, Order, OrderStatus
 from services.order.handlers import OrderService
 

@@ -7,6 +7,7 @@ from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.subscriptions import subscriptions
+
 from services.order.api import router
 from services.order.domain import Order
 from services.order.handlers import OrderService

@@ -30,8 +30,8 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Address, LineItem, Logistics
-from shared.domain.aggregate import Aggregate
 from shared.domain.actor import Actor, require
+from shared.domain.aggregate import Aggregate
 from shared.domain.errors import DomainError, InvalidRequest, TooManyRequests
 
 # What one party can make the platform mail the other side through one order's messages.

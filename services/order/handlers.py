@@ -7,10 +7,10 @@ import uuid
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
+    DispatchDeadlineMissed,
     DisputeOpened,
     DisputeResolved,
     DisputeWithdrawn,
-    DispatchDeadlineMissed,
     EscrowFunded,
     EscrowRefunded,
     EscrowReleased,
@@ -25,6 +25,7 @@ from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
 from shared.infra.runner import AggregateRunner, Step
 from shared.infra.subscriptions import subscribes
+
 from services.order.domain import Message, Order
 from services.order.settings import OrderSettings
 

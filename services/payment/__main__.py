@@ -1,4 +1,5 @@
-from services.payment.app import build
 from shared.infra.runtime import serve
+
+from services.payment.app import build
 
 serve(build())

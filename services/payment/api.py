@@ -16,6 +16,7 @@ from shared.domain.actor import Actor
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
 from shared.infra.http import Problems
+
 from services.payment.bank_signature import BankSignatureCheck, UnsignedNotification
 from services.payment.bank_transfers import BankTransfer, TransferReport, UnmatchedQuery
 from services.payment.card_intake import CardDeclined, ProviderUnavailable

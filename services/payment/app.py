@@ -10,6 +10,7 @@ from shared.contracts.topics import Service
 from shared.infra.clock import Clock, clock_for
 from shared.infra.runtime import Job, ServiceRuntime
 from shared.infra.subscriptions import subscriptions
+
 from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import BankSignatureCheck, SeenSignatures, parse_keys
 from services.payment.bank_transfers import BankTransfers

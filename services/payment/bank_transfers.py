@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.trade import PaymentMethod
 from shared.infra.sweep import MongoSweepQueue
+
 from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
 
 UNKNOWN_REFERENCE = "unknown_reference"

@@ -17,6 +17,7 @@ from shared.contracts.parties import Role
 from shared.contracts.trade import CardSummary
 from shared.domain.actor import Actor, require
 from shared.domain.errors import DomainError
+
 from services.payment import escrows
 from services.payment.cards import CardDetails, check_card
 from services.payment.domain import Escrow

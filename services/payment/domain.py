@@ -34,9 +34,10 @@ from shared.contracts.trade import (
     RequestedOutcome,
     TransferInstructions,
 )
+from shared.domain.actor import Actor
 from shared.domain.aggregate import Aggregate
-from shared.domain.actor import Actor, require
 from shared.domain.errors import DomainError, InvalidRequest
+
 from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
 from services.payment.ledger import Account, Figures, LedgerBroken, LedgerEntry, balance, book
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from shared.domain.errors import NotFound
 from shared.infra.runner import AggregateRunner
+
 from services.payment.domain import Escrow
 
 EscrowRunner = AggregateRunner[Escrow]

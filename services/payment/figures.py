@@ -4,6 +4,7 @@ money held in escrow per currency, and payout/refund instructions by status."""
 from __future__ import annotations
 
 from shared.infra.metrics import ServiceFigures
+
 from services.payment.domain import Account
 
 

@@ -3,7 +3,6 @@ supplier confirms, close, refund, release and freeze it as the trade goes on."""
 
 from __future__ import annotations
 
-
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     ClosureReason,
@@ -20,6 +19,7 @@ from shared.contracts.trade import TransferInstructions
 from shared.domain.errors import DomainError, NotFound
 from shared.infra.runner import Step
 from shared.infra.subscriptions import subscribes
+
 from services.payment.domain import Escrow
 from services.payment.escrows import EscrowRunner
 from services.payment.reference import transfer_reference

@@ -12,6 +12,7 @@ from shared.contracts.money import Money
 from shared.contracts.trade import PaymentMethod
 from shared.infra.store import STORED_DEADLINES
 from shared.infra.sweep import Sweep
+
 from services.payment import escrows
 from services.payment.domain import Escrow
 from services.payment.escrows import EscrowRunner

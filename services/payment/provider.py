@@ -14,6 +14,7 @@ from typing import Protocol
 
 from shared.contracts.money import Money
 from shared.infra.clock import Clock, SystemClock
+
 from services.payment.cards import CardDetails
 
 

@@ -19,6 +19,7 @@ import httpx
 
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
+
 from services.payment.bank_signature import parse_keys, signed_headers
 from services.payment.settings import PaymentSettings
 

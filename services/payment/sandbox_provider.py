@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.money import Money
 from shared.infra.clock import Clock
+
 from services.payment.cards import CardDetails
 from services.payment.provider import (
     SANDBOX_DECLINE,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from shared.domain.actor import Actor
 from shared.domain.errors import NotPermitted
+
 from services.payment import escrows
 from services.payment.bank_transfers import BankTransfers
 from services.payment.card_intake import CardIntake

@@ -10,6 +10,7 @@ from datetime import datetime
 from shared.contracts.parties import Role
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, NotFound
+
 from services.payment.bank_transfers import BankTransfer, BankTransfers, TransferReport, UnmatchedQuery
 from services.payment.domain import Escrow
 from services.payment.escrows import EscrowRunner

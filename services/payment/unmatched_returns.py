@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry
 from shared.contracts.money import Money
 from shared.infra.clock import Clock
 from shared.infra.sweep import Sweep
-from services.payment.bank_transfers import BankTransfer, BankTransfers
+
+from services.payment.bank_transfers import BankTransfers
 from services.payment.provider import PaymentProvider
 from services.payment.vault import PaymentDataVault
 

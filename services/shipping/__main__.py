@@ -1,4 +1,5 @@
-from services.shipping.app import build
 from shared.infra.runtime import serve
+
+from services.shipping.app import build
 
 serve(build())

@@ -11,6 +11,7 @@ from shared.contracts.parties import Parties
 from shared.contracts.trade import Carrier, Logistics
 from shared.domain.aggregate import HistoryEntry
 from shared.infra.auth import CurrentActor
+
 from services.shipping.domain import Dispatch, Shipment, ShipmentStatus
 from services.shipping.handlers import ShippingService
 

@@ -20,9 +20,10 @@ from shared.contracts.events import (
 )
 from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, Logistics
-from shared.domain.aggregate import Aggregate
 from shared.domain.actor import Actor, require
+from shared.domain.aggregate import Aggregate
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+
 from services.shipping.tracking import normalise, validated_tracking_number
 
 SHIP_BY = "ship_by"

@@ -12,6 +12,7 @@ from shared.domain.actor import Actor
 from shared.domain.errors import NotFound
 from shared.infra.runner import AggregateRunner
 from shared.infra.subscriptions import subscribes
+
 from services.shipping.domain import Shipment
 from services.shipping.settings import ShippingSettings
 

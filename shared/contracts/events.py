@@ -18,13 +18,13 @@ from shared.contracts.money import Currency, MinorUnits, PositiveMinorUnits
 from shared.contracts.parties import Role
 from shared.contracts.topics import Service
 from shared.contracts.trade import (
+    MAX_LINE_ITEMS,
     Address,
     CardSummary,
     Carrier,
     DisputeOutcome,
     DisputeReason,
     Evidence,
-    MAX_LINE_ITEMS,
     LineItem,
     Logistics,
     PaymentMethod,

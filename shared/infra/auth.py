@@ -3,8 +3,8 @@
 Every request carries ``Authorization: Bearer <token>``, a JWT with ``sub`` (party id),
 ``role``, ``iss``, ``aud``, ``iat`` and ``exp``: HS256 with the shared secret on a developer
 machine, or an identity provider's asymmetric signature (docs/security.md). Which orders a
-party may act on is decided by each service from the order's parties. ``python -m shared.infra.auth --role buyer --party buyer-1`` mints a
-development token.
+party may act on is decided by each service from the order's parties.
+``python -m shared.infra.auth --role buyer --party buyer-1`` mints a development token.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.routing import APIRoute
-from opentelemetry.trace import SpanKind
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 from pymongo.errors import ConnectionFailure
@@ -29,8 +29,8 @@ from shared.contracts.parties import Role
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, TooManyRequests
 from shared.infra import context, telemetry
 from shared.infra.auth import Unauthenticated, verifier_of
-from shared.infra.settings import DEFAULT_MAX_REQUEST_BYTES
 from shared.infra.metrics import HttpMetrics
+from shared.infra.settings import DEFAULT_MAX_REQUEST_BYTES
 from shared.infra.store import ConcurrencyConflict
 
 PROBLEM = "application/problem+json"

@@ -25,8 +25,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from opentelemetry.trace import SpanKind
 from faststream.security import BaseSecurity
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
@@ -36,8 +36,7 @@ from shared.contracts.topics import Service, Topics
 from shared.domain.errors import DomainError
 from shared.infra import context, telemetry
 from shared.infra.signing import EnvelopeAuthenticator, Unauthentic, check_producer
-from shared.infra.store import ConcurrencyConflict
-from shared.infra.store import OutboxMessage
+from shared.infra.store import ConcurrencyConflict, OutboxMessage
 
 log = logging.getLogger(__name__)
 

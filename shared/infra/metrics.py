@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram,
-                               PlatformCollector, ProcessCollector)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from shared.infra.clock import Clock
 

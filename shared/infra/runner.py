@@ -25,8 +25,7 @@ from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
 from shared.infra import context, telemetry
 from shared.infra.clock import Clock
-from shared.infra.store import ConcurrencyConflict
-from shared.infra.store import DEADLINES, AggregateStore, InMemoryAggregateStore, OutboxMessage
+from shared.infra.store import DEADLINES, AggregateStore, ConcurrencyConflict, InMemoryAggregateStore, OutboxMessage
 from shared.infra.sweep import Sweep
 
 log = logging.getLogger(__name__)

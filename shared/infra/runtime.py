@@ -23,16 +23,16 @@ from shared.contracts.topics import Service, Topics
 from shared.domain.aggregate import Aggregate
 from shared.infra.clock import Clock
 from shared.infra.http import PROBLEM_RESPONSES, Problems, create_app
-from shared.infra.logging import configure_logging
-from shared.infra.telemetry import configure_tracing
-from shared.infra.metrics import ServiceFigures
-from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
-from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.kafka_security import broker_security, client_options
+from shared.infra.logging import configure_logging
+from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
+from shared.infra.metrics import ServiceFigures
+from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
 from shared.infra.signing import EnvelopeAuthenticator
 from shared.infra.specification import asyncapi_document
 from shared.infra.store import STORED_DEADLINES, AggregateStore, DueTimes
+from shared.infra.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from services.catalogue import SERVICES, settings_class
 from shared.infra.settings import ServiceSettings
+
+from services.catalogue import SERVICES, settings_class
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 _FIELD = re.compile(r"^    ([a-z_][a-z0-9_]*)\s*:")

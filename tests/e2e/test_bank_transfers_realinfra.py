@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from shared.contracts.parties import Role
+
 from tests.support.platform import Platform, eventually
 from tests.support.trade import Trade
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.contracts.parties import Role
+
 from tests.support.platform import Platform, eventually
 from tests.support.trade import Trade
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from shared.contracts.parties import Role
+
 from tests.support.platform import Platform, eventually
 from tests.support.trade import Trade
 

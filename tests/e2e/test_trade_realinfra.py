@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from shared.contracts.parties import Role
+
 from tests.support.platform import Platform
 from tests.support.trade import Trade
 

@@ -27,9 +27,9 @@ from shared.contracts.events import EscrowReleased, ReceiptConfirmed, Settlement
 from shared.contracts.parties import Parties, Party
 from shared.domain.aggregate import Aggregate
 from shared.infra.clock import ManualClock
-from shared.infra.store import ConcurrencyConflict
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import AggregateStore, Loaded, OutboxMessage
+from shared.infra.store import AggregateStore, ConcurrencyConflict, Loaded, OutboxMessage
+
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.realinfra

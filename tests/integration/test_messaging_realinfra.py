@@ -18,12 +18,13 @@ from shared.contracts.events import EscrowFunded
 from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
 from shared.contracts.trade import PaymentMethod
-from shared.infra.clock import ManualClock
 from shared.infra import messaging
+from shared.infra.clock import ManualClock
 from shared.infra.deadletters import list_dead_letters, replay
 from shared.infra.messaging import DEAD_LETTER_REASON
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.signing import EnvelopeAuthenticator
+
 from tests.support.infra import Infra
 from tests.support.platform import Platform, build_service, eventually
 

@@ -28,6 +28,7 @@ from shared.contracts.events import ReceiptConfirmed
 from shared.contracts.parties import Parties, Party
 from shared.domain.aggregate import Aggregate
 from shared.infra.store import AggregateStore
+
 from tests.support.mongo_server import MongoServerProcess, server_libs
 
 pytestmark = pytest.mark.realinfra
@@ -224,9 +225,11 @@ async def test_a_query_served_from_an_index_answers_as_a_scan_does(memory_server
         ({"n": 5}, None, 0), ({"n": 7.0}, None, 0), ({"n": {"$eq": 3}}, None, 0),
         ({"n": {"$in": [1, 2, 49, 99]}}, None, 0), ({"n": {"$gt": 10, "$lte": 20}}, None, 0),
         ({"n": {"$gte": 45}}, [("n", -1)], 7), ({"n": {"$lt": 3}}, [("n", 1)], 0), ({"n": {"$gt": 60}}, None, 0),
-        ({"at": {"$ne": None, "$lte": middle}}, [("at", 1)], 0), ({"at": {"$ne": None, "$lte": middle}}, [("at", 1)], 3),
+        ({"at": {"$ne": None, "$lte": middle}}, [("at", 1)], 0),
+        ({"at": {"$ne": None, "$lte": middle}}, [("at", 1)], 3),
         ({"at": {"$gt": middle}}, [("at", -1)], 0), ({"at": None}, None, 0), ({"at": {"$ne": None}}, None, 0),
-        ({"tags": "t1"}, None, 0), ({"tags": {"$in": ["t0", "t4"]}}, None, 0), ({"state.status": "paid", "n": 4}, None, 0),
+        ({"tags": "t1"}, None, 0), ({"tags": {"$in": ["t0", "t4"]}}, None, 0),
+        ({"state.status": "paid", "n": 4}, None, 0),
         ({"_id": "d010", "n": 10}, None, 0), ({"_id": "d010", "n": 11}, None, 0),
         ({"_id": {"$in": ["d001", "d002", "d003", "nope"]}, "n": {"$lt": 3}}, None, 0),
     ]

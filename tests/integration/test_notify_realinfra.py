@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from shared.contracts import events as ev
 from shared.infra.clock import ManualClock
+
 from services.notify.handlers import Notifications
 from services.notify.repository import COLLECTION, EmailRepository
 from services.notify.sender import EmailSender, RetryPolicy

@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 
 from shared.contracts.money import Money
 from shared.infra.clock import ManualClock
+
 from services.payment.cards import CardDetails
 from services.payment.provider import SANDBOX_APPROVE, SANDBOX_DECLINE, Payee, ProviderError
 from services.payment.sandbox_provider import StoredSandboxProvider

@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 
 from shared.infra.clock import ManualClock
 from shared.infra.sweep import MongoSweepQueue, Sweep, retry_delay
+
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.realinfra

@@ -10,13 +10,13 @@ It offers the same face as ``tests.support.platform.Platform`` (``client``, ``cl
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
-import email
-import email.policy
 from email.message import EmailMessage, Message
 from typing import Any
 from unittest import mock
@@ -24,7 +24,6 @@ from unittest import mock
 import httpx
 import mongomock
 
-from services.catalogue import SERVICES, settings_class
 from shared.contracts.parties import Role
 from shared.contracts.topics import Topics
 from shared.infra.auth import mint_token
@@ -32,6 +31,8 @@ from shared.infra.clock import ManualClock
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.settings import DEV_AUTH_SECRET
 from shared.infra.store import OutboxMessage
+
+from services.catalogue import SERVICES, settings_class
 from tests.support.infra import Mail
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from services.catalogue import SERVICES, build, settings_class
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.settings import DEV_AUTH_SECRET
+
+from services.catalogue import SERVICES, build, settings_class
 from tests.support.infra import Infra
 
 T = TypeVar("T")

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from shared.contracts.parties import Role
+
 from services.payment.sandbox_bank import BANK_PARTY, signed_notification
 from services.payment.settings import PaymentSettings
 from tests.support.platform import Platform, eventually

@@ -11,10 +11,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from services.catalogue import SERVICES, build, settings_class
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
 from shared.infra.settings import DEV_AUTH_SECRET
+
+from services.catalogue import SERVICES, build, settings_class
 from tests.support.memory import MemoryMongo
 
 EXAMPLES_PER_OPERATION = 8

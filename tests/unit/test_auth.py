@@ -10,6 +10,7 @@ from shared.contracts.parties import Parties, Party, Role
 from shared.domain.actor import Actor
 from shared.infra.auth import TokenVerifier, Unauthenticated, mint_token, verify_token
 from shared.infra.settings import AUDIENCE, DEV_ISSUER, InsecureSettings, ServiceSettings
+
 from services.order import app as order_app
 from services.order.settings import OrderSettings
 from services.payment.settings import PaymentSettings

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from shared.infra.auth import verify_token
 from shared.infra.settings import DEV_AUTH_SECRET, InsecureSettings
+
 from services.console.app import build
 from services.console.settings import ConsoleSettings
 

@@ -135,10 +135,11 @@ async def test_the_handler_sees_the_events_correlation_id():
 
 async def test_an_action_returning_another_order_is_refused_and_nothing_is_saved():
     """A misrouted event must not create or change another order's aggregate."""
-    from services.shipping.domain import Shipment
     from shared.contracts.trade import Carrier, Logistics, ShippingMethod
     from shared.infra.runner import AggregateRunner
     from shared.infra.store import InMemoryAggregateStore
+
+    from services.shipping.domain import Shipment
 
     async def publish(message) -> None:
         raise AssertionError("nothing may be published")

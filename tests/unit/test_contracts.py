@@ -11,8 +11,6 @@ import httpx
 import pytest
 from faststream.kafka import KafkaBroker
 
-from services.asyncapi import RELEASED, generate
-from services.catalogue import SERVICES, build, settings_class
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import OrderCancelled
 from shared.contracts.parties import Parties, Party
@@ -20,6 +18,9 @@ from shared.contracts.topics import Service, Topics
 from shared.infra.clock import ManualClock
 from shared.infra.compatibility import breaking_changes
 from shared.infra.messaging import EventConsumer
+
+from services.asyncapi import RELEASED, generate
+from services.catalogue import SERVICES, build, settings_class
 
 PARTIES = Parties(buyer=Party(party_id="b-1", name="B", email="b@example.com"),
                   supplier=Party(party_id="s-1", name="S", email="s@example.com"))

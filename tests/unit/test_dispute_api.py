@@ -16,11 +16,12 @@ from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
+
 from services.dispute.api import router
-from tests.support.fakes import InMemoryAttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
+from tests.support.fakes import InMemoryAttachmentStore
 
 PARTIES = Parties(
     buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),

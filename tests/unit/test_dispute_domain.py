@@ -14,13 +14,14 @@ from shared.contracts.events import (
     DisputeResolved,
     DisputeWithdrawn,
     ReceiptAutoConfirmSoon,
-    ReceiptExpected,
     ReceiptConfirmed,
+    ReceiptExpected,
 )
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+
 from services.dispute.domain import (
     AUTO_ESCALATE,
     RECEIPT_AUTO_CONFIRM,

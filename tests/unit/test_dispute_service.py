@@ -24,16 +24,17 @@ from shared.contracts.trade import (
     RequestedOutcome,
 )
 from shared.domain.actor import Actor
-from shared.infra.clock import ManualClock
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
+from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
+
 from services.dispute.attachments import MAX_ATTACHMENT_BYTES, Upload
-from tests.support.fakes import InMemoryAttachmentStore
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
+from tests.support.fakes import InMemoryAttachmentStore
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)

@@ -7,11 +7,12 @@ import asyncio
 
 import httpx
 
-from services.catalogue import build, settings_class
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
 from shared.infra.http import create_app
 from shared.infra.settings import DEV_AUTH_SECRET, ServiceSettings
+
+from services.catalogue import build, settings_class
 
 # Nothing listens there: the driver would wait for its full server selection (10 s).
 UNREACHABLE_MONGODB = "mongodb://127.0.0.1:9/?directConnection=true"

@@ -11,8 +11,9 @@ import bson
 import pytest
 
 from shared.contracts.parties import Role
-from shared.infra.clock import ManualClock
 from shared.domain.errors import DomainError
+from shared.infra.clock import ManualClock
+
 from services.order.domain import MAX_MESSAGES_PER_ORDER
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade

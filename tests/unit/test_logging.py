@@ -19,6 +19,7 @@ from shared.infra import context
 from shared.infra.clock import ManualClock
 from shared.infra.logging import JsonFormatter, TextFormatter, configure_logging
 from shared.infra.messaging import EventConsumer
+
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade
 

@@ -3,10 +3,13 @@ service's /metrics (in memory here; Kafka figures in tests/e2e/test_metrics_real
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts.parties import Role
+
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade
 
@@ -65,8 +68,8 @@ async def test_an_unpublished_message_and_an_overdue_deadline_show(platform):
     orders = platform.runtimes["order"].database["orders"]
     await orders.update_one({"_id": trade.order_id}, {"$set": {
         "outbox_pending": True, "next_deadline_at": platform.clock.now() - timedelta(hours=1),
-        "outbox": [{"event_id": "e1", "body": '{"occurred_at": "%s"}'
-                    % (platform.clock.now() - timedelta(minutes=10)).isoformat()}]}})
+        "outbox": [{"event_id": "e1", "body": json.dumps(
+            {"occurred_at": (platform.clock.now() - timedelta(minutes=10)).isoformat()})}]}})
     platform.runtimes["order"].runners[0]._publish = _refuse  # the broker is down
     order = await scrape(platform, "order")
     assert value(order, "escrow_outbox_backlog", collection="orders") == 1

@@ -17,6 +17,7 @@ from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET
 from shared.infra.store import InMemoryAggregateStore
+
 from services.order.api import router
 from services.order.domain import Order
 from services.order.handlers import OrderService

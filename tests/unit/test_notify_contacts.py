@@ -20,6 +20,7 @@ from shared.domain.errors import InvalidRequest, TooManyRequests
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
+
 from services.notify.api import router
 from services.notify.contact_book import ContactBook, ContactStore
 from services.notify.contacts import Contact, VerificationLimits

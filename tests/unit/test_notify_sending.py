@@ -4,10 +4,10 @@ up after the last attempt, never held by two senders, never blocking other mails
 from __future__ import annotations
 
 import asyncio
-import logging
-from datetime import timedelta
 import email
 import email.policy
+import logging
+from datetime import timedelta
 from email.message import EmailMessage, Message
 
 import pytest
@@ -16,8 +16,9 @@ from shared.contracts import events as ev
 from shared.contracts.envelope import registered_events
 from shared.contracts.parties import Role
 from shared.domain.actor import Actor
-from shared.infra.clock import ManualClock
 from shared.domain.errors import NotFound, NotPermitted
+from shared.infra.clock import ManualClock
+
 from services.notify.emails import EmailStatus
 from services.notify.handlers import Notifications
 from services.notify.repository import InMemoryEmailRepository

@@ -13,6 +13,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from shared.contracts import events as ev
 from shared.infra.clock import ManualClock
+
 from services.notify.handlers import Notifications
 from services.notify.repository import InMemoryEmailRepository
 from services.notify.sender import EmailSender, SmtpTransport
@@ -67,7 +68,8 @@ async def test_an_unreachable_mail_server_is_a_failed_attempt() -> None:
     clock = ManualClock(T0)
     repo = InMemoryEmailRepository()
     event = sample(ev.CardPaymentDeclined)
-    await Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL).on_event(envelope_of(event), event)
+    notifications = Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
+    await notifications.on_event(envelope_of(event), event)
     sender = EmailSender(repo, SmtpTransport("127.0.0.1", port, timeout=5), clock,
                          mail_from="Escrow <notifications@escrow.example>")
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from shared.contracts.trade import (
     RequestedOutcome,
     TransferInstructions,
 )
+
 from services.notify.emails import EmailJob, compose
 from services.notify.rendering import Recipient
 from services.notify.steps import STEPS

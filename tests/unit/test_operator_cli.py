@@ -9,11 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from shared.contracts.topics import Topics
 from shared.ops import cli
 from shared.ops.reconcile import reconcile
 from shared.ops.records import Records
 from shared.ops.story import render, story
-from shared.contracts.topics import Topics
+
 from tests.support import memory
 from tests.support.memory import InMemoryPlatform, MemoryMongo
 from tests.support.platform import eventually

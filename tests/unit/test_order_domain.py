@@ -6,8 +6,9 @@ from shared.contracts.events import ClosureReason, OrderCancelled, OrderClosed, 
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, ShippingMethod
 from shared.domain.actor import Actor
-from shared.infra.clock import ManualClock
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted, TooManyRequests
+from shared.infra.clock import ManualClock
+
 from services.order.domain import MESSAGE_WINDOW, MESSAGES_PER_WINDOW, Order, OrderStatus
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)

@@ -9,10 +9,11 @@ from shared.contracts.events import EscrowFunded
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, PaymentMethod, ShippingMethod
 from shared.domain.actor import Actor
-from shared.infra.clock import ManualClock
 from shared.domain.errors import NotPermitted
+from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+
 from services.order.domain import Order, OrderStatus
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings

@@ -19,6 +19,7 @@ from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET, InsecureSettings
 from shared.infra.store import InMemoryAggregateStore
+
 from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import (
     BankSignatureCheck,
@@ -28,8 +29,8 @@ from services.payment.bank_signature import (
     signed_headers,
 )
 from services.payment.bank_transfers import BankTransfers
-from services.payment.payouts import ESCROW_DUE
 from services.payment.domain import Escrow
+from services.payment.payouts import ESCROW_DUE
 from services.payment.provider import SANDBOX_APPROVE, SANDBOX_DECLINE, SandboxProvider
 from services.payment.sandbox_bank import signed_notification
 from services.payment.service import Payments

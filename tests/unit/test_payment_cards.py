@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from shared.contracts.money import Money
 from shared.domain.errors import InvalidRequest
+
 from services.payment.cards import CardDetails, card_brand, check_card, luhn_valid
 from services.payment.provider import (
     SANDBOX_APPROVE,

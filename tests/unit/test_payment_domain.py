@@ -23,6 +23,7 @@ from shared.contracts.trade import (
     TransferInstructions,
 )
 from shared.domain.errors import DomainError, InvalidRequest
+
 from services.payment.domain import (
     Account,
     Escrow,

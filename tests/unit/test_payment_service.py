@@ -31,16 +31,17 @@ from shared.contracts.trade import (
     ShippingMethod,
 )
 from shared.domain.actor import Actor
-from shared.infra.clock import ManualClock
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
+from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
-from services.payment.cards import CardDetails
-from services.payment.payouts import ESCROW_DUE
-from services.payment.domain import Escrow, EscrowStatus, InstructionStatus
+
 from services.payment.bank_transfers import BankTransfers, TransferReport
 from services.payment.card_intake import CardDeclined
+from services.payment.cards import CardDetails
+from services.payment.domain import Escrow, EscrowStatus, InstructionStatus
+from services.payment.payouts import ESCROW_DUE
 from services.payment.provider import (
     SANDBOX_APPROVE,
     SANDBOX_DECLINE,

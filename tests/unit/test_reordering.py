@@ -12,7 +12,7 @@ that is where a late dispatch once turned a disputed order back into 'shipped'.
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -54,7 +54,7 @@ from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
-from tests.support.fakes import InMemoryAttachmentStore
+
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
@@ -64,6 +64,7 @@ from services.order.settings import OrderSettings
 from services.shipping.domain import Shipment
 from services.shipping.handlers import ShippingService
 from services.shipping.settings import ShippingSettings
+from tests.support.fakes import InMemoryAttachmentStore
 from tests.support.interleavings import Step, interleavings, outcomes, outcomes_replayed
 from tests.unit.test_payment_service import ORDER as PAYMENT_ORDER
 from tests.unit.test_payment_service import PARTIES as PAYMENT_PARTIES

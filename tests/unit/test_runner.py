@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from services.shipping.domain import Shipment
 from shared.contracts.parties import Parties, Party
 from shared.contracts.trade import Carrier, Logistics, ShippingMethod
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+
+from services.shipping.domain import Shipment
 
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
                   supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))

@@ -2,7 +2,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.shipping.domain import SHIP_BY, SHIP_BY_REMINDER, Shipment, ShipmentStatus
 from shared.contracts.events import (
     DispatchDeadlineMissed,
     ShipmentDispatched,
@@ -13,6 +12,8 @@ from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Carrier, Logistics, ShippingMethod
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest, NotPermitted
+
+from services.shipping.domain import SHIP_BY, SHIP_BY_REMINDER, Shipment, ShipmentStatus
 
 PARTIES = Parties(
     buyer=Party(party_id="buyer-acme", name="ACME Imports Ltd", email="buy@acme.example"),

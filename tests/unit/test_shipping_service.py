@@ -6,10 +6,6 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from services.shipping.api import router
-from services.shipping.domain import Shipment, ShipmentStatus
-from services.shipping.handlers import ShippingService
-from services.shipping.settings import ShippingSettings
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     ClosureReason,
@@ -21,13 +17,18 @@ from shared.contracts.events import (
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Carrier, Logistics, PaymentMethod, ShippingMethod
 from shared.domain.actor import Actor
+from shared.domain.errors import DomainError, NotFound, NotPermitted
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
-from shared.domain.errors import DomainError, NotFound, NotPermitted
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
+
+from services.shipping.api import router
+from services.shipping.domain import Shipment, ShipmentStatus
+from services.shipping.handlers import ShippingService
+from services.shipping.settings import ShippingSettings
 
 ORDER = "ord-1"
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)

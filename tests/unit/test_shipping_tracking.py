@@ -1,13 +1,14 @@
 import pytest
 
+from shared.contracts.trade import Carrier
+from shared.domain.errors import InvalidRequest
+
 from services.shipping.tracking import (
     normalise,
     s10_check_digit,
     ups_check_digit,
     validated_tracking_number,
 )
-from shared.contracts.trade import Carrier
-from shared.domain.errors import InvalidRequest
 
 # Check digits worked by hand:
 # S10 "12345678": 1*8+2*6+3*4+4*2+5*3+6*5+7*9+8*7 = 204; 204 % 11 = 6; 11 - 6 = 5.

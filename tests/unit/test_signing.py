@@ -13,6 +13,7 @@ from shared.contracts.topics import Service, Topics
 from shared.contracts.trade import PaymentMethod
 from shared.infra.messaging import DEAD_LETTER_REASON, EventConsumer
 from shared.infra.signing import SIGNATURE_HEADER, EnvelopeAuthenticator, parse_keys
+
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade
 from tests.unit.test_consumer import CLOCK, PARTIES, FakeBroker

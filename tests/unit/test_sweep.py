@@ -9,16 +9,17 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.dispute.domain import BuyerProtection
-from services.order.domain import Order
-from services.payment.domain import Escrow
-from services.shipping.domain import Shipment
 from shared.contracts.parties import Parties, Party
 from shared.contracts.trade import Carrier, Logistics, ShippingMethod
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import DEADLINES, InMemoryAggregateStore
 from shared.infra.sweep import InMemorySweepQueue, Sweep, retry_delay
+
+from services.dispute.domain import BuyerProtection
+from services.order.domain import Order
+from services.payment.domain import Escrow
+from services.shipping.domain import Shipment
 
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
                   supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared.contracts.parties import Role
 from shared.contracts.text import Name, PartyId, Statement
+
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade
 

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.infra import telemetry
 from shared.infra.messaging import EventPublisher
 from shared.infra.store import OutboxMessage
+
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.contracts.envelope import TradeEvent
+
 from services.notify.steps import dispute, order, payment, shipping  # noqa: F401  (they declare the steps)
 from services.notify.steps.base import STEPS, Step
 

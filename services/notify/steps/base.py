@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from shared.contracts.envelope import TradeEvent
 from shared.contracts.events import SettlementReason
 from shared.contracts.trade import Address, CardSummary, Carrier, DisputeReason, Logistics, PaymentMethod
+
 from services.notify.rendering import Content, MailContext, Recipient
 
 E = TypeVar("E", bound=TradeEvent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from shared.contracts import events as ev
 from shared.contracts.trade import DisputeOutcome, RequestedOutcome
+
 from services.notify.rendering import Content, MailContext, Recipient, day, when
 from services.notify.steps.base import BOTH, CUSTOMER_SERVICE, DISPUTE_REASONS, order_fact, step
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from shared.contracts import events as ev
 from shared.contracts.trade import PaymentMethod
+
 from services.notify.rendering import Content, MailContext, day, when
 from services.notify.steps.base import BOTH, BUYER, METHODS, SETTLEMENT_REASONS, card_text, order_fact, step
 

@@ -6,7 +6,7 @@ README table is generated from these declarations (``python -m services.notify.s
 from __future__ import annotations
 
 from shared.contracts import events as ev
-from shared.contracts.trade import Carrier
+
 from services.notify.rendering import Content, MailContext, day, when
 from services.notify.steps.base import BOTH, CARRIERS, logistics_text, order_fact, step
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from shared.contracts.envelope import registered_events
+
 from services.notify.steps import STEPS
 from services.notify.steps.base import Recipient
 

@@ -178,10 +178,11 @@ class BankTransferView(BaseModel):
 def router(payments: Payments, bank_signatures: BankSignatureCheck) -> APIRouter:
     api = APIRouter(tags=["payments"])
 
-    async def require_the_bank(request: Request, actor: Actor) -> None:
-        """The bank role, and a body signed by the bank adapter (``bank_signature``)."""
+    async def require_the_bank(request: Request, actor: Actor) -> str:
+        """The bank role, and a body signed by the bank adapter (``bank_signature``);
+        returns the signature, remembered once the notification was taken."""
         actor.require(Role.BANK)
-        await bank_signatures.verify(request.headers, await request.body())
+        return await bank_signatures.verify(request.headers, await request.body())
 
     @api.post("/orders/{order_id}/payments/card", response_model=PaymentView,
               summary="Buyer pays what is due by card",
@@ -204,8 +205,9 @@ def router(payments: Payments, bank_signatures: BankSignatureCheck) -> APIRouter
                          409: {"description": "another transfer was booked under this id"}})
     async def transfer_received(body: IncomingTransfer, actor: CurrentActor, request: Request,
                                 response: Response) -> TransferOutcomeView:
-        await require_the_bank(request, actor)
+        signature = await require_the_bank(request, actor)
         outcome = await payments.transfers.receive(actor, TransferReport(**body.model_dump()))
+        await bank_signatures.remember(signature)
         if not outcome.matched:
             response.status_code = 202
         return TransferOutcomeView.of(outcome)

@@ -73,13 +73,15 @@ class SeenSignatures:
     async def create_indexes(self) -> None:
         await self._collection.create_index("at")
 
-    async def first_time(self, sig: str, now: datetime, keep: timedelta) -> bool:
+    async def seen(self, sig: str) -> bool:
+        return await self._collection.find_one({"_id": sig}, projection={"_id": 1}) is not None
+
+    async def remember(self, sig: str, now: datetime, keep: timedelta) -> None:
         try:
             await self._collection.insert_one({"_id": sig, "at": now})
         except DuplicateKeyError:
-            return False
+            pass  # the same notification taken twice at once: booking it was idempotent
         await self._collection.delete_many({"at": {"$lt": now - keep}})
-        return True
 
 
 class BankSignatureCheck:
@@ -90,9 +92,12 @@ class BankSignatureCheck:
         self.clock = clock
         self.tolerance = tolerance
 
-    async def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+    async def verify(self, headers: Mapping[str, str], body: bytes) -> str:
         """Raise ``UnsignedNotification`` unless ``body`` is signed by a configured key,
-        fresh, and seen for the first time."""
+        fresh, and not taken before; returns its signature, to ``remember`` once the
+        notification was taken. (Remembered before, a notification whose booking failed
+        for a passing reason, say a database restart, would be refused as a replay when the
+        bank sends it again, and money that arrived would never be booked.)"""
         key_id, timestamp, given = (headers.get(h) for h in (KEY_ID_HEADER, TIMESTAMP_HEADER,
                                                              SIGNATURE_HEADER))
         if not (key_id and timestamp and given):
@@ -111,5 +116,10 @@ class BankSignatureCheck:
         if abs(now - signed_at) > self.tolerance:
             raise UnsignedNotification(f"the notification was signed at {signed_at.isoformat()}, "
                                        f"more than {self.tolerance} from now")
-        if not await self.seen.first_time(given, now, keep=2 * self.tolerance):
+        if await self.seen.seen(given):
             raise UnsignedNotification("this notification was received already (a replay)")
+        return given
+
+    async def remember(self, sig: str) -> None:
+        """The notification was taken: the same signature again is a replay."""
+        await self.seen.remember(sig, self.clock.now(), keep=2 * self.tolerance)

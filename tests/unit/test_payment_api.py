@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 from cryptography.fernet import Fernet
 
 from shared.contracts.envelope import Envelope
@@ -276,3 +277,27 @@ def test_the_sandbox_bank_key_is_refused_outside_development(monkeypatch):
                                payment_data_key=Fernet.generate_key().decode())
     with pytest.raises(InsecureSettings, match="BANK_WEBHOOK_KEYS is the development value"):
         settings.check_secrets()
+
+
+async def test_a_report_whose_booking_failed_for_a_passing_reason_is_taken_when_the_bank_resends_it(
+        api, monkeypatch):
+    """Found by the chaos run: the signature was remembered before the booking, so the
+    bank's retry after a database restart was refused as a replay and the money was lost."""
+    reference = (await api.get(f"/orders/{ORDER}/payment", headers=BUYER)).json()[
+        "transfer_instructions"]["reference"]
+    body, headers = signed_notification(a_transfer(reference, amount=40_000), PaymentSettings(),
+                                         api.clock.now())
+    real_save = api.store.save
+
+    async def database_down(*args, **kwargs):
+        raise ServerSelectionTimeoutError("the database is restarting")
+
+    monkeypatch.setattr(api.store, "save", database_down)
+    first = await api.post("/bank/transfers", content=body, headers={**BANK, **headers})
+    assert first.status_code == 503
+    monkeypatch.setattr(api.store, "save", real_save)
+    again = await api.post("/bank/transfers", content=body, headers={**BANK, **headers})
+    assert again.status_code == 200, again.text
+    assert (await api.get(f"/orders/{ORDER}/payment", headers=BUYER)).json()["paid_in"] == 40_000
+    replay = await api.post("/bank/transfers", content=body, headers={**BANK, **headers})
+    assert replay.status_code == 401 and "replay" in replay.json()["detail"]

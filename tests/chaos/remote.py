@@ -34,12 +34,12 @@ class FailoverTransport(httpx.AsyncBaseTransport):
     done twice."""
 
     def __init__(self, urls: list[str], counters: Counters, rng: random.Random,
-                 attempts: int = 40) -> None:
+                 inner: httpx.AsyncHTTPTransport, attempts: int = 40) -> None:
         self._urls = urls
         self._counters = counters
         self._rng = rng
         self._attempts = attempts
-        self._inner = httpx.AsyncHTTPTransport()
+        self._inner = inner  # shared by every client: one connection pool, one TLS context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and "idempotency-key" not in request.headers:
@@ -69,7 +69,7 @@ class FailoverTransport(httpx.AsyncBaseTransport):
         raise httpx.ConnectError(f"no replica answered {request.method} {request.url.path}")
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """The shared pool outlives each client."""
 
 
 class OffsetClock:
@@ -102,10 +102,12 @@ class RemotePlatform:
         self.infra = RemoteInfra(Mailbox(mail_dir))
         self.counters = Counters()
         self._rng = random.Random(seed)
+        self._pool = httpx.AsyncHTTPTransport()
 
     def client(self, service: str, party_id: str, role: Role) -> httpx.AsyncClient:
         token = mint_token(DEV_AUTH_SECRET, party_id, role)
-        transport = FailoverTransport([r.url for r in self.cluster.of(service)], self.counters, self._rng)
+        transport = FailoverTransport([r.url for r in self.cluster.of(service)], self.counters, self._rng,
+                                      self._pool)
         return httpx.AsyncClient(transport=transport, base_url=f"http://{service}", timeout=30,
                                  headers={"authorization": f"Bearer {token}"})
 

@@ -185,35 +185,39 @@ async def check_trade(outcome: Outcome, report: Report) -> None:
 
 
 async def check_emails(outcomes: list[Outcome], platform: RemotePlatform, report: Report) -> None:
-    """Every email job notify recorded was sent, and the SMTP server got each (event,
-    recipient) exactly once."""
-    received: Counter[tuple[str, str]] = Counter()
-    for outcome in outcomes:
-        for mail in outcome.trade.mails():
-            for address in mail.to:
-                received[(mail.headers.get("x-escrow-event-id", ""), address)] += 1
-    twice = [k for k, n in received.items() if n > 1]
-    if twice:
-        report.failures.append(f"{len(twice)} emails arrived more than once, e.g. {twice[:3]}")
-    jobs = 0
-    for outcome in outcomes:
-        if not outcome.trade.order_id:
-            continue
+    """Every email job notify recorded for an order was sent, and the SMTP server got each
+    (event, recipient) of the order exactly once: none missing, none twice."""
+    async def all_sent(trade: Trade) -> list[dict]:
+        got: Counter[tuple[str, str]] = Counter(
+            (mail.headers.get("x-escrow-event-id", ""), address)
+            for mail in trade.mails() for address in mail.to)
+        response = await trade.call("notify", "GET", f"/orders/{trade.order_id}/emails", AGENT,
+                                    Role.AGENT)
+        emails = response.json()
+        pending = [(e["step"], e["status"], e["attempts"]) for e in emails if e["status"] != "sent"]
+        assert not pending, f"not sent: {pending[:3]}"
+        wrong = [(e["step"], e["to"], got[(e["event_id"], e["to"])]) for e in emails
+                 if got[(e["event_id"], e["to"])] != 1]
+        assert not wrong, f"received other than once: {wrong[:3]}"
+        extra = set(got) - {(e["event_id"], e["to"]) for e in emails}
+        assert not extra, f"received but not recorded: {sorted(extra)[:3]}"
+        return emails
 
-        async def all_sent(trade: Trade = outcome.trade) -> list[dict]:
-            response = await trade.call("notify", "GET", f"/orders/{trade.order_id}/emails", AGENT,
-                                        Role.AGENT)
-            emails = response.json()
-            pending = [e for e in emails if e["status"] != "sent"]
-            assert not pending, pending[:2]
-            missing = [e for e in emails if received[(e["event_id"], e["to"])] != 1]
-            assert not missing, missing[:2]
-            return emails
+    async def check(trade: Trade) -> int:
         try:
-            jobs += len(await eventually(all_sent, timeout=180))
+            emails = await eventually(lambda: all_sent(trade), timeout=240)
         except AssertionError as exc:
-            report.failures.append(f"emails of {outcome.trade.order_id}: {exc}"[:700])
-    report.figures["emails"] = f"{jobs} recorded by notify, {sum(received.values())} received by SMTP"
+            report.failures.append(f"emails of {trade.order_id}: {exc}"[:700])
+            return 0
+        return len(emails)
+
+    jobs = sum(await asyncio.gather(*(check(o.trade) for o in outcomes if o.trade.order_id)))
+    report.figures["emails"] = f"{jobs} recorded by notify, each received once by the SMTP server"
+
+
+async def behind(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
+                 ends: dict[TopicPartition, int]) -> bool:
+    return any([await consumer.position(p) < ends[p] for p in parts])
 
 
 async def check_dead_letters(kafka: str, topics: Topics, injected: int, report: Report) -> None:
@@ -232,7 +236,7 @@ async def check_dead_letters(kafka: str, topics: Topics, injected: int, report: 
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             ends = await consumer.end_offsets(parts)
-            while any(await consumer.position(p) < ends[p] for p in parts):
+            while await behind(consumer, parts, ends):
                 for messages in (await consumer.getmany(*parts, timeout_ms=1000)).values():
                     for m in messages:
                         headers = {k: v.decode(errors="replace") for k, v in m.headers or []}

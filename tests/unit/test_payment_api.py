@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from pymongo.errors import ServerSelectionTimeoutError
 from cryptography.fernet import Fernet
+from pymongo.errors import ServerSelectionTimeoutError
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import OrderConfirmed

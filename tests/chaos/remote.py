@@ -16,6 +16,7 @@ import httpx
 from shared.contracts.parties import Role
 from shared.infra.auth import mint_token
 from shared.infra.settings import DEV_AUTH_SECRET
+
 from tests.chaos.cluster import Cluster
 from tests.support.infra import Mailbox
 

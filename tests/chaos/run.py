@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
+
 from tests.chaos.cluster import Cluster
 from tests.chaos.remote import OffsetClock, RemotePlatform
 from tests.chaos.scenarios import AGENT, SCENARIOS, Expected, Scenario

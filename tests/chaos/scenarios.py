@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.contracts.parties import Role
+
 from tests.support.platform import eventually
 from tests.support.trade import Trade
 

@@ -93,6 +93,7 @@ async def test_payment_deadline_closes_the_order_and_returns_a_partial_transfer(
 async def test_no_dispatch_proof_by_the_deadline_refunds_the_buyer_in_full(platform: Platform):
     trade = Trade(platform)
     await trade.paid_trade()
+    await trade.shipment_expected()  # else the clock may pass the reminder before it is set
     platform.advance(timedelta(days=8, minutes=1))
     await trade.wait_mails(*each("shipment_due_soon"))
     platform.advance(timedelta(days=2))

@@ -100,12 +100,16 @@ class Trade:
         async with self.platform.client("payment", BANK_PARTY, Role.BANK) as client:
             return await client.post("/bank/transfers", content=body, headers=headers)
 
-    async def ship(self, ship_date: date | None = None) -> None:
+    async def shipment_expected(self) -> None:
+        """Shipping has handled the funding: the delivery period and its reminder are set."""
         async def awaiting_dispatch():
             shipment = (await self.call("shipping", "GET", f"/orders/{self.order_id}/shipment",
                                         self.supplier)).json()
             assert shipment["status"] == "awaiting_dispatch", shipment
         await eventually(awaiting_dispatch)
+
+    async def ship(self, ship_date: date | None = None) -> None:
+        await self.shipment_expected()
         await self.call("shipping", "POST", f"/orders/{self.order_id}/shipment", self.supplier, body={
             "carrier": "dhl", "tracking_number": "1234567890",
             "ship_date": (ship_date or self.platform.clock.now().date()).isoformat()})

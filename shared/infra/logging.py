@@ -8,6 +8,8 @@ import json
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -57,10 +59,48 @@ class TextFormatter(logging.Formatter):
         return text + ("  " + " ".join(f"{k}={v}" for k, v in fields.items()) if fields else "")
 
 
+# Libraries that repeat one line many times a second while a server is away (aiokafka
+# retries its connection and metadata in tight loops while the broker is down).
+NOISY_LOGGERS = ("aiokafka", "kafka")
+REPEAT_WINDOW_SECONDS = 30.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a noisy library's line through at most once per ``window`` seconds per logger,
+    level and message template (the arguments vary: node ids, errors); the next one let
+    through says how many like it were suppressed meanwhile (``suppressed`` field). Other
+    loggers' lines always pass: each of the platform's own lines is one fact."""
+
+    def __init__(self, window: float = REPEAT_WINDOW_SECONDS, loggers: tuple[str, ...] = NOISY_LOGGERS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window = window
+        self.loggers = loggers
+        self.clock = clock
+        self._last: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not any(name == prefix or name.startswith(prefix + ".") for prefix in self.loggers):
+            return True
+        key = (name, record.levelno, str(record.msg))
+        now = self.clock()
+        seen = self._last.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return False
+        self._last[key] = (now, 0)
+        if seen is not None and seen[1]:
+            record.suppressed = seen[1]
+            record.msg = f"{record.msg} [{seen[1]} like it suppressed in the last {now - seen[0]:.0f}s]"
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json") -> None:
     """Send every logger's records, through one handler on the root logger, to stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -17,7 +17,7 @@ from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.topics import Service, Topics
 from shared.infra import context
 from shared.infra.clock import ManualClock
-from shared.infra.logging import JsonFormatter, TextFormatter, configure_logging
+from shared.infra.logging import JsonFormatter, RepeatFilter, TextFormatter, configure_logging
 from shared.infra.messaging import EventConsumer
 
 from tests.support.memory import InMemoryPlatform
@@ -61,6 +61,30 @@ def test_uvicorn_and_faststream_loggers_write_through_the_same_json_handler(json
     logging.getLogger("faststream").info("consumer started")
     assert [(line["logger"], line["service"]) for line in lines(json_lines)] == [
         ("uvicorn.error", "notify"), ("faststream", "notify")]
+
+
+def test_a_broker_outage_logs_aiokafka_s_repeated_line_once_per_window_with_the_count(json_lines):
+    """While the broker is down aiokafka logs the same error many times a second: one line
+    per window goes out, the next one says how many were suppressed; the platform's own
+    lines are never suppressed."""
+    now = [0.0]
+    handler = logging.getLogger().handlers[0]
+    [installed] = [f for f in handler.filters if isinstance(f, RepeatFilter)]
+    handler.removeFilter(installed)
+    handler.addFilter(RepeatFilter(window=30, clock=lambda: now[0]))
+    aiokafka = logging.getLogger("aiokafka.client")
+    for node in range(500):
+        aiokafka.error("Unable connect to node with id %s: %s", node % 3, "Connect call failed")
+        logging.getLogger("services.order").warning("order %s waits", node % 2)
+    now[0] = 31.0
+    aiokafka.error("Unable connect to node with id %s: %s", 1, "Connect call failed")
+    aiokafka.error("Unable to update metadata from %s", [1])
+    logged = lines(json_lines)
+    kafka_lines = [line for line in logged if line["logger"] == "aiokafka.client"]
+    assert [line.get("suppressed") for line in kafka_lines] == [None, 499, None]
+    assert kafka_lines[1]["message"].startswith("Unable connect to node with id 1: Connect call failed")
+    assert "499 like it suppressed" in kafka_lines[1]["message"]
+    assert len([line for line in logged if line["logger"] == "services.order"]) == 500
 
 
 def test_the_text_format_is_for_a_terminal_and_still_names_the_context():

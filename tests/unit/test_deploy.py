@@ -47,6 +47,18 @@ def test_each_platform_service_is_healthy_when_ready_and_waits_for_its_dependenc
     assert depends["topics"]["condition"] == "service_completed_successfully"
 
 
+def test_the_console_is_healthy_when_ready_and_starts_once_the_five_services_are_healthy():
+    console = SERVICES_OF_COMPOSE["console"]
+    assert console["command"] == ["python", "-m", "services.console"]
+    assert "127.0.0.1:8006/health/ready" in " ".join(console["healthcheck"]["test"])
+    assert {name: rule["condition"] for name, rule in console["depends_on"].items()} == \
+        dict.fromkeys(SERVICES, "service_healthy")
+    assert console["env_file"] == [{"path": ".env", "required": True}]
+    for name in SERVICES:  # its proxy reaches each service where compose serves it
+        port = SERVICES_OF_COMPOSE[name]["environment"]["HTTP_PORT"]
+        assert console["environment"][f"{name.upper()}_URL"] == f"http://{name}:{port}"
+
+
 def test_every_image_is_pinned_and_every_long_running_server_has_a_healthcheck():
     for name, service in SERVICES_OF_COMPOSE.items():
         if "build" not in service:

@@ -68,3 +68,24 @@ def test_the_platform_points_at_external_kafka_and_a_mongodb_replica_set(rendere
     assert int(data["TOPIC_REPLICATION_FACTOR"]) >= 3
     assert not [d for (kind, _), d in rendered.items() if kind == "Secret"], \
         "secrets are created by the operator, never committed"
+
+
+def test_the_console_runs_replicated_probed_and_non_root_and_proxies_to_the_services(rendered):
+    deployment = rendered[("Deployment", "escrow-console")]
+    assert deployment["spec"]["replicas"] >= 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    [container] = pod["containers"]
+    assert container["command"] == ["python", "-m", "services.console"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert container["image"].startswith("registry.example.com/escrow-platform:")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HTTP_PORT"] == "8006"
+    for service in SERVICES:  # each through its Service, on the port that Service serves
+        [port] = rendered[("Service", f"escrow-{service}")]["spec"]["ports"]
+        assert env[f"{service.upper()}_URL"] == f"http://escrow-{service}:{port['port']}"
+    assert rendered[("PodDisruptionBudget", "escrow-console")]["spec"]["minAvailable"] >= 1
+    assert rendered[("Service", "escrow-console")]["spec"]["ports"][0]["port"] == 8006
+    assert rendered[("HorizontalPodAutoscaler", "escrow-console")]["spec"]["minReplicas"] >= 2

@@ -15,6 +15,7 @@ from shared.infra.clock import Clock
 from shared.infra.messaging import EventHandler
 
 from services.notify.emails import EmailJob, EmailStatus, compose
+from services.notify.rendering import Recipient
 from services.notify.repository import EmailJobs
 from services.notify.steps import STEPS
 
@@ -76,8 +77,10 @@ class Notifications:
             return jobs
         if not jobs:
             raise NotFound(f"no emails for order {order_id}")
-        parties = {Role.BUYER: jobs[0].buyer_party_id, Role.SUPPLIER: jobs[0].supplier_party_id}
-        if parties.get(actor.role) != actor.party_id:
-            raise NotPermitted("only the order's buyer, its supplier or customer service may "
-                               "see its emails")
-        return [job for job in jobs if job.recipient_role == actor.role]
+        parties = ((Role.BUYER, Recipient.BUYER, jobs[0].buyer_party_id),
+                   (Role.SUPPLIER, Recipient.SUPPLIER, jobs[0].supplier_party_id))
+        for role, recipient, party_id in parties:
+            if party_id and actor.acts_as(role, party_id):  # itself, or a service for it
+                return [job for job in jobs if job.recipient_role is recipient]
+        raise NotPermitted("only the order's buyer, its supplier or customer service may "
+                           "see its emails")

@@ -19,7 +19,7 @@ from shared.contracts.events import (
     ReceiptConfirmed,
     ShipmentDispatched,
 )
-from shared.contracts.parties import Parties
+from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Address, LineItem, Logistics
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
@@ -91,9 +91,13 @@ class OrderService:
         return order
 
     async def list_for(self, actor: Actor) -> list[Order]:
-        as_buyer = await self.runner.store.find({"parties.buyer.party_id": actor.party_id})
-        as_supplier = await self.runner.store.find({"parties.supplier.party_id": actor.party_id})
-        return sorted(as_buyer + as_supplier, key=lambda o: o.placed_at, reverse=True)
+        """The orders the caller may read as a party: in the role its token names (a service
+        acting for a party: both roles), as ``get`` would show them one by one."""
+        found: list[Order] = []
+        for role, field in ((Role.BUYER, "buyer"), (Role.SUPPLIER, "supplier")):
+            if actor.role in (role, Role.SERVICE):
+                found += await self.runner.store.find({f"parties.{field}.party_id": actor.party_id})
+        return sorted(found, key=lambda o: o.placed_at, reverse=True)
 
     # --- one handler per consumed event ---------------------------------------------------
 

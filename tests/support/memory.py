@@ -142,13 +142,16 @@ class InMemoryPlatform:
                 return module.build(settings, self.clock, transport=self.infra.mailbox)
             return module.build(settings, self.clock)
 
-    async def start(self) -> None:
+    async def start(self, *, deliver_in_background: bool = True) -> None:
+        """Without ``deliver_in_background`` nothing moves until the test calls ``settle``:
+        every step is then deterministic, with no polling."""
         for name in SERVICES:
             runtime = self._build(name)
             for runner in runtime.runners:
                 runner._publish = self._publisher(runtime)
             self.runtimes[name] = runtime
-        self._pump = asyncio.create_task(self._run())
+        if deliver_in_background:
+            self._pump = asyncio.create_task(self._run())
 
     def _publisher(self, producer: ServiceRuntime):
         """Publishes as the service would: on its topic, signed with its key."""

@@ -136,7 +136,6 @@ class Order(Aggregate):
         self._require_status("confirm", OrderStatus.PLACED)
         self.logistics = logistics
         self.payment_due_at = now + payment_window
-        self.deadlines[PAYMENT_DUE] = self.payment_due_at
         if self.payment_due_at - reminder_before > now:
             self.deadlines[PAYMENT_REMINDER] = self.payment_due_at - reminder_before
         self.record(OrderConfirmed(order_id=self.order_id, parties=self.parties, logistics=logistics,
@@ -160,6 +159,9 @@ class Order(Aggregate):
             return
         self._require_status("cancel", OrderStatus.PLACED, OrderStatus.AWAITING_PAYMENT,
                              hint="an order can be cancelled only before it is paid")
+        if self.payment_due_at is not None and now >= self.payment_due_at:
+            raise DomainError(f"order {self.order_id} is being closed: its payment deadline "
+                              f"passed ({self.payment_due_at:%Y-%m-%d %H:%M} UTC)")
         self.cancelled_at = now
         self.deadlines.clear()
         self.record(OrderCancelled(order_id=self.order_id, parties=self.parties, reason=reason), now)
@@ -188,32 +190,37 @@ class Order(Aggregate):
 
     def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
         if kind == PAYMENT_REMINDER:
-            if self.status is OrderStatus.AWAITING_PAYMENT:
-                assert self.payment_due_at is not None  # set when the order awaits payment
+            assert self.payment_due_at is not None  # set when the order awaits payment
+            # a sweep that runs late never asks for a payment whose window has closed
+            if self.status is OrderStatus.AWAITING_PAYMENT and now < self.payment_due_at:
                 self.record(PaymentDueSoon(order_id=self.order_id, parties=self.parties,
                                            payment_due_at=self.payment_due_at), now)
         elif kind == PAYMENT_DUE:
-            if self.status is OrderStatus.AWAITING_PAYMENT:
-                self.deadlines.pop(PAYMENT_REMINDER, None)
-                self._close(ClosureReason.PAYMENT_NOT_RECEIVED, now)
+            pass  # stored by earlier versions: the payment service judges the deadline now
         else:
             super().on_deadline(kind, due, now)
 
     # --- following the rest of the trade ------------------------------------------------
 
     def mark_paid(self, now: datetime, paid_at: datetime | None = None, **detail: object) -> None:
-        """The full amount is in escrow since ``paid_at``. The payment deadline is applied
-        first, as of that moment: a payment after it finds the order closed, however late
-        the sweep runs, and a payment made in time counts however late its news arrives.
-        Money that arrives for a finished order is the payment service's to return; here
-        it is only noted."""
+        """The full amount is in escrow since ``paid_at``. The payment service judged it in
+        time (a late payment never funds an escrow), so it counts however late its news
+        arrives. Money that arrives for a finished order is the payment service's to
+        return; here it is only noted."""
         paid_at = paid_at or now
         self.deadlines.pop(PAYMENT_REMINDER, None)  # moot once the money is there
-        self.run_due_deadlines(now, due_by=paid_at)
         if self.paid_at is None and self.status not in FINISHED:
             self.paid_at = paid_at
             self.deadlines.clear()
         self.note(now, "escrow funded", status=self.status, **detail)
+
+    def close_unpaid(self, now: datetime, pay_by: datetime) -> None:
+        """The payment service saw the payment deadline pass without the full amount: the
+        order closes unpaid (a repeated notice, or one for a finished order, changes nothing)."""
+        self.deadlines.pop(PAYMENT_REMINDER, None)
+        if self.status is OrderStatus.AWAITING_PAYMENT:
+            self._close(ClosureReason.PAYMENT_NOT_RECEIVED, now)
+        self.note(now, "payment deadline passed", pay_by=pay_by.isoformat())
 
     def mark_shipped(self, now: datetime, **detail: object) -> None:
         self.shipped = True

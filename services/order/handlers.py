@@ -16,6 +16,7 @@ from shared.contracts.events import (
     EscrowReleased,
     EscrowSettled,
     FundsReturned,
+    PaymentDeadlinePassed,
     ReceiptConfirmed,
     ShipmentDispatched,
 )
@@ -109,6 +110,11 @@ class OrderService:
     async def on_escrow_funded(self, envelope: Envelope, event: EscrowFunded) -> None:
         await self._follow(envelope, lambda o, now: o.mark_paid(
             now, envelope.occurred_at, amount=event.amount, method=event.method))
+
+    @subscribes
+    async def on_payment_deadline_passed(self, envelope: Envelope,
+                                         event: PaymentDeadlinePassed) -> None:
+        await self._follow(envelope, lambda o, now: o.close_unpaid(now, event.pay_by))
 
     @subscribes
     async def on_shipment_dispatched(self, envelope: Envelope, event: ShipmentDispatched) -> None:

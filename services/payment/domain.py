@@ -23,6 +23,7 @@ from shared.contracts.events import (
     EscrowReleased,
     EscrowSettled,
     FundsReturned,
+    PaymentDeadlinePassed,
     ReturnReason,
     SettlementReason,
 )
@@ -40,6 +41,11 @@ from shared.domain.errors import DomainError, InvalidRequest
 
 from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
 from services.payment.ledger import Account, Figures, LedgerBroken, LedgerEntry, balance, book
+
+# The payment deadline is judged here, where money arrives, and nowhere else: the order
+# closes unpaid only when this escrow says so (``PaymentDeadlinePassed``), so a payment
+# booked in time always wins, however late its news reaches the order service.
+PAYMENT_DUE = "payment_due"
 
 
 class EscrowStatus(StrEnum):
@@ -106,6 +112,7 @@ class Escrow(Aggregate):
                      currency=currency, amount_due=amount_due, pay_by=pay_by,
                      reference=instructions.reference, transfer_instructions=instructions,
                      opened_at=now)
+        escrow.deadlines[PAYMENT_DUE] = pay_by
         escrow.record(EscrowOpened(order_id=order_id, parties=parties, amount_due=amount_due,
                                    currency=currency, pay_by=pay_by, bank_transfer=instructions), now)
         return escrow
@@ -165,13 +172,22 @@ class Escrow(Aggregate):
     # --- money in ------------------------------------------------------------------------
 
     def require_payable(self, now: datetime) -> None:
-        """Awaiting funds and within the payment window. The deadline is applied here too,
-        not only by the order's sweep, so a late sweep changes nothing."""
-        if self.status is not EscrowStatus.AWAITING_FUNDS:
-            raise DomainError(f"the escrow of this order is {self.status}; it takes no payment")
-        if now >= self.pay_by:
+        """Awaiting funds and within the payment window, whether or not the deadline's
+        sweep has run yet."""
+        if now >= self.pay_by and self.method is None:
             raise DomainError(f"the payment deadline passed ({self.pay_by:%Y-%m-%d %H:%M} UTC); "
                               "the order closes unpaid")
+        if self.status is not EscrowStatus.AWAITING_FUNDS:
+            raise DomainError(f"the escrow of this order is {self.status}; it takes no payment")
+
+    def on_deadline(self, kind: str, due: datetime, now: datetime) -> None:
+        if kind != PAYMENT_DUE:
+            return super().on_deadline(kind, due, now)
+        if self.status is EscrowStatus.AWAITING_FUNDS:
+            self.record(PaymentDeadlinePassed(order_id=self.order_id, parties=self.parties,
+                                              pay_by=self.pay_by, currency=self.currency,
+                                              received_total=self.received_total), now)
+            self.close(now)
 
     def may_read(self, actor: Actor) -> bool:
         return actor.may_read(self.parties)
@@ -201,10 +217,13 @@ class Escrow(Aggregate):
 
     def receive_card_payment(self, charge_id: str, amount: int, card: CardSummary, now: datetime,
                              request_key: str | None = None) -> bool:
-        """Book a captured charge; returns False if it was booked already. A charge that
-        finds the escrow no longer awaiting funds is refunded in full at once."""
+        """Book a captured charge; returns False if it was booked already. A charge asked for
+        in time counts even if its capture ends after the deadline; one that finds the escrow
+        no longer awaiting funds is refunded in full at once."""
         if self.funding(charge_id) is not None:
             return False
+        intent = next((i for i in self.charge_intents if i.request_key == request_key), None)
+        self.run_due_deadlines(now, due_by=intent.at if intent else None)
         funding = Funding(source_id=charge_id, method=PaymentMethod.CARD, amount=amount,
                           currency=self.currency, received_at=now, card=card, request_key=request_key)
         self._take_in(funding, now)
@@ -216,6 +235,7 @@ class Escrow(Aggregate):
         already booked."""
         if self.funding(transfer_id) is not None:
             return False
+        self.run_due_deadlines(now)
         funding = Funding(source_id=transfer_id, method=PaymentMethod.BANK_TRANSFER, amount=amount,
                           currency=currency, received_at=now, sender_sealed=sender_sealed)
         if currency != self.currency:
@@ -230,11 +250,10 @@ class Escrow(Aggregate):
         self.fundings.append(funding)
         self._book(f"in:{funding.source_id}", Account.ESCROW_HELD, Account.BUYER_FUNDS,
                    funding.amount, now, f"{funding.method} {funding.source_id} paid in")
-        late = now >= self.pay_by and self.status is EscrowStatus.AWAITING_FUNDS
-        if self.status is EscrowStatus.AWAITING_FUNDS and not late:
+        if self.status is EscrowStatus.AWAITING_FUNDS:
             self._accept(funding, now)
         if funding.amount > funding.accepted:
-            reason = (ReturnReason.ORDER_NOT_PAYABLE if self.status is EscrowStatus.SETTLED or late
+            reason = (ReturnReason.ORDER_NOT_PAYABLE if self.status is EscrowStatus.SETTLED
                       else ReturnReason.OVERPAYMENT)
             self._return(funding, funding.amount - funding.accepted, reason, now)
         self.check_ledger()
@@ -251,6 +270,7 @@ class Escrow(Aggregate):
         if self.remaining == 0:
             self.status = EscrowStatus.FUNDED
             self.method = funding.method
+            self.deadlines.pop(PAYMENT_DUE, None)
             self.record(EscrowFunded(order_id=self.order_id, parties=self.parties,
                                      amount=self.amount_due, currency=self.currency,
                                      method=funding.method, card=funding.card), now)
@@ -276,6 +296,7 @@ class Escrow(Aggregate):
             return
         if self.status is EscrowStatus.DISPUTED:
             raise DomainError("the order cannot close while a dispute holds its escrow")
+        self.deadlines.pop(PAYMENT_DUE, None)
         self._refund(self.held, SettlementReason.ORDER_CLOSED, "order_closed", now)
         self._settle(SettlementReason.ORDER_CLOSED, now)
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
-    ClosureReason,
     DispatchDeadlineMissed,
     DisputeOpened,
     DisputeResolved,
     DisputeWithdrawn,
     OrderCancelled,
-    OrderClosed,
     OrderConfirmed,
     ReceiptConfirmed,
 )
@@ -62,11 +60,6 @@ class EscrowReactions:
     @subscribes
     async def on_order_cancelled(self, envelope: Envelope, event: OrderCancelled) -> None:
         await self._react(envelope, lambda e, now: e.close(now), without_escrow_ok=True)
-
-    @subscribes
-    async def on_order_closed(self, envelope: Envelope, event: OrderClosed) -> None:
-        if event.reason is ClosureReason.PAYMENT_NOT_RECEIVED:
-            await self._react(envelope, lambda e, now: e.close(now), without_escrow_ok=True)
 
     @subscribes
     async def on_dispatch_deadline_missed(self, envelope: Envelope,

@@ -154,6 +154,18 @@ class EscrowFunded(PaymentEvent):
     card: CardSummary | None = None
 
 
+class PaymentDeadlinePassed(PaymentEvent):
+    """The payment window closed before the full amount was held: the order closes unpaid,
+    and whatever part was paid goes back (``EscrowRefunded``). The payment service judges
+    the deadline because it is where money arrives: a payment booked in time always wins,
+    however late its news reaches the order service."""
+
+    event_type = "payment.deadline_passed"
+    pay_by: AwareDatetime
+    currency: Currency
+    received_total: MinorUnits
+
+
 class ReturnReason(StrEnum):
     OVERPAYMENT = "overpayment"
     ORDER_NOT_PAYABLE = "order_not_payable"  # arrived after the order closed, or for no open order

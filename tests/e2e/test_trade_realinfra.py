@@ -87,7 +87,7 @@ async def test_payment_deadline_closes_the_order_and_returns_a_partial_transfer(
     await trade.wait_balances(paid_in=700, held=0, released=0, refunded=700)
     await trade.transfer(300)  # money after the order closed goes back too
     await trade.wait_balances(paid_in=1000, held=0, released=0, refunded=1000)
-    await trade.wait_mails(*each("payment_due_soon"), *each("order_closed"), *each("refund"))
+    await trade.wait_mails(*each("payment_due_soon"), *each("payment_deadline_passed"), *each("refund"))
 
 
 async def test_no_dispatch_proof_by_the_deadline_refunds_the_buyer_in_full(platform: Platform):

@@ -86,6 +86,8 @@ SAMPLES: dict[type[TradeEvent], dict[str, Any]] = {
                             reason=ev.SettlementReason.RECEIPT_CONFIRMED),
     ev.EscrowRefunded: dict(amount=100000, currency="USD", method=PaymentMethod.CARD,
                             refund_id="rf-1", held_after=0, reason=ev.SettlementReason.NOT_SHIPPED),
+    ev.PaymentDeadlinePassed: dict(pay_by=T0 + timedelta(days=20), currency="USD",
+                                   received_total=70000),
     ev.EscrowSettled: dict(currency="USD", paid_in_total=100000, released_total=60000,
                            refunded_total=40000),
     ev.ShipmentExpected: dict(ship_by=T0 + timedelta(days=30), logistics=LOGISTICS),

@@ -67,17 +67,22 @@ def test_only_the_orders_supplier_confirms():
                       ManualClock().now(), **WINDOW)
 
 
-def test_unpaid_order_closes_at_the_payment_deadline_after_a_reminder():
+def test_unpaid_order_closes_when_the_payment_service_says_the_deadline_passed():
     clock = ManualClock()
     order = placed(clock)
     order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
     order.pull_events()
     order.run_due_deadlines(clock.advance(timedelta(days=17)))
     assert [type(e) for e in order.pull_events()] == [PaymentDueSoon]
-    order.run_due_deadlines(clock.advance(timedelta(days=3)))
+    order.run_due_deadlines(clock.advance(timedelta(days=3, hours=1)))
+    assert order.pull_events() == [] and order.status is OrderStatus.AWAITING_PAYMENT
+    assert order.payment_due_at is not None
+    order.close_unpaid(clock.now(), order.payment_due_at)
     [closed] = order.pull_events()
     assert isinstance(closed, OrderClosed) and closed.reason is ClosureReason.PAYMENT_NOT_RECEIVED
     assert order.status is OrderStatus.CLOSED and order.deadlines == {}
+    order.close_unpaid(clock.now(), order.payment_due_at)  # a repeated notice changes nothing
+    assert order.pull_events() == []
 
 
 def test_paid_order_does_not_close_at_the_deadline():
@@ -151,17 +156,13 @@ def test_a_withdrawn_dispute_and_a_second_one_follow_the_dispute_topic_order():
     assert order.status is OrderStatus.IN_DISPUTE
 
 
-def test_a_payment_after_the_deadline_finds_the_order_closed_however_late_the_sweep():
+def test_a_late_sweep_asks_for_no_payment_once_the_window_closed():
     clock = ManualClock()
     order = placed(clock)
     order.confirm(SUPPLIER, LOGISTICS, clock.now(), **WINDOW)
     order.pull_events()
-    paid_at = clock.advance(timedelta(days=20, minutes=1))
-    news = clock.advance(timedelta(hours=2))
-    order.mark_paid(news, paid_at)
-    assert order.status is OrderStatus.CLOSED
-    assert [type(e) for e in order.pull_events()] == [OrderClosed]  # no reminder to pay either
-    assert [h.at for h in order.history if h.what == "order.closed"] == [news]
+    order.run_due_deadlines(clock.advance(timedelta(days=21)))
+    assert order.pull_events() == [] and order.deadlines == {}
 
 
 def test_a_payment_made_in_time_counts_even_when_its_news_comes_after_the_deadline():

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from shared.contracts.envelope import Envelope
-from shared.contracts.events import EscrowFunded
+from shared.contracts.events import EscrowFunded, PaymentDeadlinePassed
 from shared.contracts.parties import Parties, Party, Role
 from shared.contracts.trade import Address, Carrier, LineItem, Logistics, PaymentMethod, ShippingMethod
 from shared.domain.actor import Actor
@@ -13,6 +13,7 @@ from shared.domain.errors import NotPermitted
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import InMemoryAggregateStore
+from shared.infra.subscriptions import subscriptions
 
 from services.order.domain import Order, OrderStatus
 from services.order.handlers import OrderService
@@ -73,16 +74,21 @@ async def test_a_duplicated_event_takes_effect_once(world):
     assert [h.what for h in order.history].count("escrow funded") == 1
 
 
-async def test_the_stored_payment_deadline_closes_the_order(world):
+async def test_the_order_closes_unpaid_when_the_payment_service_says_so(world):
     service, clock, published = world
     order = await place(service)
     await service.confirm(SUPPLIER, order.order_id,
                           Logistics(shipping_method=ShippingMethod.AIR_FREIGHT, carrier=Carrier.FEDEX))
     clock.advance(timedelta(days=20))
-    assert await service.runner.sweep_deadlines() == 1
+    await service.runner.sweep_deadlines()  # the order's own clock closes nothing
+    assert (await service.get(BUYER, order.order_id)).status is OrderStatus.AWAITING_PAYMENT
+    passed = PaymentDeadlinePassed(order_id=order.order_id, parties=order.parties,
+                                   pay_by=clock.now(), currency="USD", received_total=0)
+    cause = Envelope.wrap(passed, occurred_at=clock.now())
+    await subscriptions(service)[PaymentDeadlinePassed](cause, passed)
     assert (await service.get(BUYER, order.order_id)).status is OrderStatus.CLOSED
     assert published[-1].event_type == "order.closed"
-    assert published[-1].causation_id is None
+    assert published[-1].causation_id == cause.event_id
 
 
 async def test_another_buyer_cannot_see_the_order(world):

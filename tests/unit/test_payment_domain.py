@@ -11,6 +11,7 @@ from shared.contracts.events import (
     EscrowReleased,
     EscrowSettled,
     FundsReturned,
+    PaymentDeadlinePassed,
     ReturnReason,
     SettlementReason,
 )
@@ -353,15 +354,39 @@ def test_the_escrow_round_trips_through_its_stored_form():
     assert figures(again) == figures(escrow) and again.instructions == escrow.instructions
 
 
-# --- issue 9.2: the payment deadline holds whenever the order's sweep runs ------------------
+# --- issue 9.2: the payment deadline is judged here, whenever its sweep runs ----------------
 
 
-def test_a_transfer_after_pay_by_is_returned_even_before_the_order_closes():
+def test_a_transfer_after_pay_by_closes_the_escrow_first_then_is_returned():
     escrow = open_escrow()
     escrow.receive_bank_transfer("t-late", DUE, "USD", "sealed-sender", NOW + timedelta(days=21))
-    [returned] = escrow.pull_events()
+    passed, settled, returned = escrow.pull_events()
+    assert isinstance(passed, PaymentDeadlinePassed) and passed.received_total == 0
+    assert isinstance(settled, EscrowSettled)
     assert isinstance(returned, FundsReturned) and returned.reason is ReturnReason.ORDER_NOT_PAYABLE
-    assert escrow.status is EscrowStatus.AWAITING_FUNDS and figures(escrow) == (DUE, 0, 0, DUE)
+    assert escrow.status is EscrowStatus.SETTLED and figures(escrow) == (DUE, 0, 0, DUE)
+
+
+def test_the_deadline_refunds_what_was_paid_and_closes_the_escrow_once():
+    escrow = open_escrow()
+    escrow.receive_bank_transfer("t-part", 3_000, "USD", "sealed-sender", NOW + timedelta(days=2))
+    escrow.pull_events()
+    escrow.run_due_deadlines(NOW + timedelta(days=20))
+    passed, refunded, settled = escrow.pull_events()
+    assert isinstance(passed, PaymentDeadlinePassed) and passed.received_total == 3_000
+    assert isinstance(refunded, EscrowRefunded) and refunded.amount == 3_000
+    assert isinstance(settled, EscrowSettled) and escrow.status is EscrowStatus.SETTLED
+    escrow.run_due_deadlines(NOW + timedelta(days=30))
+    assert escrow.pull_events() == [] and escrow.deadlines == {}
+
+
+def test_a_card_charge_asked_for_in_time_counts_when_its_capture_ends_after_pay_by():
+    escrow = open_escrow()
+    pay_by = escrow.pay_by
+    assert escrow.intend_charge("key-1", DUE, pay_by - timedelta(seconds=2))
+    escrow.receive_card_payment("ch-1", DUE, CARD, pay_by + timedelta(seconds=1), request_key="key-1")
+    assert escrow.status is EscrowStatus.FUNDED and escrow.deadlines == {}
+    assert [type(e) for e in escrow.pull_events()] == [EscrowFunded]
 
 
 def test_no_card_charge_is_intended_after_pay_by():

@@ -10,7 +10,6 @@ from pydantic import SecretStr
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
-    ClosureReason,
     DispatchDeadlineMissed,
     DisputeOpened,
     DisputeResolved,
@@ -272,8 +271,9 @@ async def test_money_for_an_unknown_reference_is_kept_and_returned(world):
 
 async def test_money_after_the_order_closed_unpaid_is_returned(world):
     await world.confirm()
-    await world.deliver(OrderClosed(order_id=ORDER, parties=PARTIES, currency="USD",
-                                    reason=ClosureReason.PAYMENT_NOT_RECEIVED))
+    world.clock.advance(timedelta(days=20))
+    assert await world.runner.sweep_deadlines() == 1
+    assert world.published.types()[-2:] == ["payment.deadline_passed", "payment.escrow_settled"]
     outcome = await world.transfer("tt-late", 9_000)
     assert (outcome.accepted, outcome.returned) == (0, 9_000)
     escrow = await world.escrow()
@@ -368,10 +368,15 @@ async def test_events_without_an_escrow(world):
         await world.deliver(ReceiptConfirmed(order_id=ORDER, parties=PARTIES, confirmed_by="buyer"))
 
 
-async def test_the_orders_own_settled_closure_is_ignored(world):
+async def test_the_payment_deadline_is_judged_here_not_by_the_orders_closure(world):
+    """The order closes unpaid only when this service says the deadline passed, so the
+    payment service does not even listen to the order's closure."""
+    assert OrderClosed not in subscriptions(world.service.reactions)
     await world.confirm()
+    world.clock.advance(timedelta(days=20) - timedelta(seconds=1))
     await world.pay_card()
-    await world.deliver(OrderClosed(order_id=ORDER, parties=PARTIES, currency="USD", reason=ClosureReason.SETTLED))
+    world.clock.advance(timedelta(days=1))
+    assert await world.runner.sweep_deadlines() == 0
     assert (await world.escrow()).status is EscrowStatus.FUNDED
 
 

@@ -31,6 +31,7 @@ from shared.contracts.events import (
     FundsReturned,
     OrderClosed,
     OrderConfirmed,
+    PaymentDeadlinePassed,
     ReceiptConfirmed,
     ReturnReason,
     SettlementReason,
@@ -182,6 +183,11 @@ def receipt(n: float, by="buyer") -> Step:
     return event("dispute", "receipt", day(n), lambda **c: ReceiptConfirmed(**c, confirmed_by=by))
 
 
+def deadline_passed(received: int = 0) -> Step:
+    return event("payment", "deadline_passed", day(20), lambda **c: PaymentDeadlinePassed(
+        **c, pay_by=day(20), currency="USD", received_total=received))
+
+
 def returned(amount: int, n: float, reason=ReturnReason.ORDER_NOT_PAYABLE) -> Step:
     return event("payment", "returned", day(n), lambda **c: FundsReturned(
         **c, amount=amount, currency="USD", reason=reason, transfer_id="t-late"))
@@ -265,18 +271,17 @@ ORDER_SAGAS = {
                                  settled(0, TOTAL, 11)],
                                 dict(status="closed", refunded_total=TOTAL)),
     "payment deadline, then a late transfer returned": (
-        [sweep(20), event("payment", "settled", day(20), lambda **c: EscrowSettled(
-            **c, currency="USD", paid_in_total=0, released_total=0, refunded_total=0),
-            "sweep@20"), returned(TOTAL, 22)],
+        [deadline_passed(), settled(0, 0, 20, paid_in=0), returned(TOTAL, 22)],
         dict(status="closed", closure_reason="payment_not_received", refunded_total=TOTAL)),
-    # The sweep runs late, after the news of a payment made in time: it changes nothing.
-    # (A sweep that runs before news of a payment made in the last moments closes the order
-    # and the payment service sends the money back: the one race a deadline leaves.)
-    "paid in time, the sweep late": (
-        [funded(19.5), sweep(21, "funded")], dict(status="paid", deadlines={})),
-    "paid late, the sweep later still": (
-        [funded(20.5), sweep(21, "funded")],
-        dict(status="closed", closure_reason="payment_not_received", paid_at=None)),
+    "payment deadline with part paid": (
+        [deadline_passed(4_000), refunded(4_000, 20, SettlementReason.ORDER_CLOSED),
+         settled(0, 4_000, 20, paid_in=4_000)],
+        dict(status="closed", closure_reason="payment_not_received", refunded_total=4_000)),
+    # 9.2: the payment service judges the payment deadline; the order's own clock passing
+    # it changes nothing, so a payment made in the last moment counts even when its news
+    # comes after the order's deadline sweep.
+    "paid in the last moment, the news after the order's sweep": (
+        [funded(19.99), sweep(21)], dict(status="paid", paid_at=day(19.99), deadlines={})),
 }
 
 
@@ -523,6 +528,12 @@ def paying(name: str, n: float, pay, *after: str) -> Step:
     return Step(name, "commands", day(n), run, frozenset(("confirmed", *after)))
 
 
+def escrow_sweep(n: float) -> Step:
+    async def run(world: EscrowWorld) -> None:
+        await world.runner.sweep_deadlines()
+    return Step(f"sweep@{n}", "commands", day(n), run, frozenset(("confirmed",)))
+
+
 async def _card_or_refused(world: EscrowWorld) -> None:
     """The buyer tries to pay by card; a refusal is an answer too."""
     try:
@@ -535,9 +546,7 @@ PAYMENT_SAGAS = {
     "receipt releases": (
         [escrow_confirmed(), paying("pay", 1, _card_or_refused),
          escrow_event("dispute", "receipt", 10, lambda **c: ReceiptConfirmed(
-             **c, confirmed_by="buyer"), "pay"),
-         escrow_event("order", "closed", 10, lambda **c: OrderClosed(
-             **c, reason=ClosureReason.SETTLED, currency="USD"), "receipt")],
+             **c, confirmed_by="buyer"), "pay")],
         dict(status="settled", released=PAYMENT_TOTAL)),
     "withdrawn partial dispute, then a full one agreed": (
         [escrow_confirmed(), paying("pay", 1, _card_or_refused),
@@ -558,23 +567,23 @@ PAYMENT_SAGAS = {
     "ship-by deadline missed": (
         [escrow_confirmed(), paying("pay", 1, _card_or_refused),
          escrow_event("shipping", "missed", 11, lambda **c: DispatchDeadlineMissed(
-             **c, ship_by=day(11)), "pay"),
-         escrow_event("order", "closed", 11, lambda **c: OrderClosed(
-             **c, reason=ClosureReason.SETTLED, currency="USD"), "missed")],
+             **c, ship_by=day(11)), "pay")],
         dict(status="settled", refunded=PAYMENT_TOTAL)),
-    # 9.2: a card payment after pay_by is refused, whether or not the order's closure has
-    # arrived yet; so the escrow ends the same (nothing taken) in either order.
+    # 9.2: a payment after pay_by is refused or returned, whether or not the escrow's
+    # deadline sweep has run yet; so the escrow ends the same in either order.
     "a card payment after the deadline": (
         [escrow_confirmed(), paying("late card", 20.5, _card_or_refused),
-         escrow_event("order", "closed", 20, lambda **c: OrderClosed(
-             **c, reason=ClosureReason.PAYMENT_NOT_RECEIVED, currency="USD"))],
+         escrow_sweep(21)],
         dict(status="settled", paid_in=0)),
     "a transfer after the deadline": (
         [escrow_confirmed(), paying("late transfer", 21, lambda w: w.transfer("t-late",
                                                                                PAYMENT_TOTAL)),
-         escrow_event("order", "closed", 20, lambda **c: OrderClosed(
-             **c, reason=ClosureReason.PAYMENT_NOT_RECEIVED, currency="USD"))],
+         escrow_sweep(21)],
         dict(status="settled", held=0, released=0, refunded=PAYMENT_TOTAL)),
+    "part paid by transfer, then the deadline": (
+        [escrow_confirmed(), paying("part", 5, lambda w: w.transfer("t-part", 30_000)),
+         escrow_sweep(20)],
+        dict(status="settled", paid_in=30_000, held=0, refunded=30_000)),
 }
 
 

@@ -108,22 +108,11 @@ def payment_due_soon(m: MailContext[ev.PaymentDueSoon]) -> Content:
                   "automatically. Do not ship before we tell you the payment is held.")
 
 
-@step(ev.OrderClosed, "order_closed", BOTH,
-      asks="nothing (late money is returned)")
+@step(ev.OrderClosed, "order_closed", BOTH, asks="nothing",
+      # an order closed unpaid is announced by the payment deadline's own mail
+      only_if=lambda e: e.reason is ev.ClosureReason.SETTLED)
 def order_closed(m: MailContext[ev.OrderClosed]) -> Content:
     e = m.event
-    if e.reason is ev.ClosureReason.PAYMENT_NOT_RECEIVED:
-        if m.to_buyer:
-            return Content(
-                "closed: payment not received",
-                ["Your order is closed because the full payment was not held in escrow by the "
-                 "payment deadline."], [order_fact(m)],
-                next_step="There is nothing more to do. Money that still arrives for this "
-                          "order is returned to you.")
-        return Content(
-            "closed: payment not received",
-            [f"The order of {m.buyer} is closed because the payment did not arrive in time."],
-            [order_fact(m)], next_step="Do not ship the goods; there is nothing more to do.")
     return Content(
         "order closed",
         ["The order is complete and closed. Every amount paid into escrow has left it."],

@@ -92,6 +92,27 @@ def payment_received(m: MailContext[ev.EscrowFunded]) -> Content:
                   "receipt.")
 
 
+@step(ev.PaymentDeadlinePassed, "payment_deadline_passed", BOTH,
+      asks="nothing (what was paid is refunded; late money is returned)")
+def payment_deadline_passed(m: MailContext[ev.PaymentDeadlinePassed]) -> Content:
+    e = m.event
+    facts = [order_fact(m), ("Pay by", when(e.pay_by)), ("Received in time", m.money(e.received_total))]
+    if m.to_buyer:
+        paid = ([f"The {m.money(e.received_total)} you paid is refunded to you; a separate email "
+                 "confirms the refund."] if e.received_total else ["Nothing was taken from you."])
+        return Content(
+            "closed: payment not received",
+            ["Your order is closed because the full payment was not held in escrow by the "
+             "payment deadline.", *paid], facts,
+            next_step="There is nothing more to do. Money that still arrives for this order is "
+                      "returned to you.")
+    return Content(
+        "closed: payment not received",
+        [f"The order of {m.buyer} is closed because the full payment did not arrive by the "
+         "payment deadline."], facts,
+        next_step="Do not ship the goods; there is nothing more to do.")
+
+
 @step(ev.FundsReturned, "funds_returned", (BUYER,),
       asks="nothing")
 def funds_returned(m: MailContext[ev.FundsReturned]) -> Content:

@@ -102,8 +102,11 @@ class ServiceSettings(BaseSettings):
     auth_max_token_lifetime: timedelta = timedelta(hours=24)
     # Request bodies larger than this many bytes are refused with 413 before decoding.
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    # Event signing keys, producer:key-id:secret entries (shared/infra/signing.py).
+    # Event keys: producer:key-id:ed25519:<public key> (or producer:key-id:<HMAC secret>)
+    # entries, comma-separated (shared/infra/signing.py, docs/security.md).
     envelope_keys: SecretStr | None = None
+    # This service's own Ed25519 event signing key, key-id:<base64 private key>.
+    envelope_signing_key: SecretStr | None = None
     # Kafka connection: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (docs/security.md).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     # SASL mechanism for Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.

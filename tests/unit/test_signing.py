@@ -12,7 +12,15 @@ from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
 from shared.contracts.trade import PaymentMethod
 from shared.infra.messaging import DEAD_LETTER_REASON, EventConsumer
-from shared.infra.signing import SIGNATURE_HEADER, EnvelopeAuthenticator, parse_keys
+from shared.infra.settings import ServiceSettings
+from shared.infra.signing import (
+    SIGNATURE_HEADER,
+    EnvelopeAuthenticator,
+    Unauthentic,
+    new_keys,
+    parse_keys,
+    parse_signing_key,
+)
 
 from tests.support.memory import InMemoryPlatform
 from tests.support.trade import Trade
@@ -112,6 +120,63 @@ def test_short_or_malformed_keys_are_refused():
         parse_keys("bank:k1:" + "a" * 32)
     with pytest.raises(ValueError, match="producer:key-id:secret"):
         parse_keys("order-only")
+
+
+# --- Ed25519: a consumer holds only the producers' public keys ------------------------------
+
+SIGNING, PUBLIC = new_keys("e1")
+
+
+def ed25519_service(service: Service) -> EnvelopeAuthenticator:
+    """A service as deployed with Ed25519: its own private key, everyone's public keys."""
+    settings = ServiceSettings(escrow_env="production", envelope_keys=PUBLIC,
+                               envelope_signing_key=SIGNING[service])
+    return EnvelopeAuthenticator.from_settings(service, TOPICS, settings)
+
+
+async def test_an_ed25519_signed_event_is_believed_by_a_consumer_holding_only_public_keys():
+    body = funded()
+    payment, order = ed25519_service(Service.PAYMENT), ed25519_service(Service.ORDER)
+    assert not any(key.can_sign for _, key in order.keys[Service.PAYMENT])
+    order.check(Envelope.model_validate_json(body), body, payment.sign(body),
+                TOPICS.events(Service.PAYMENT))
+
+
+async def test_with_ed25519_not_even_a_consumer_can_sign_as_the_producer():
+    body = funded()
+    order = ed25519_service(Service.ORDER)
+    with pytest.raises(ValueError, match="only the public half"):
+        order.keys[Service.PAYMENT][0][1].sign(body)
+    forged = {SIGNATURE_HEADER: order.sign(body)[SIGNATURE_HEADER]}  # order's own key, kid e1
+    with pytest.raises(Unauthentic, match="does not verify with payment's key 'e1'"):
+        ed25519_service(Service.SHIPPING).check(Envelope.model_validate_json(body), body, forged,
+                                                TOPICS.events(Service.PAYMENT))
+
+
+async def test_a_producer_moves_from_hmac_to_ed25519_without_losing_a_message():
+    body = funded()
+    hmac_secret = "payment:h1:" + "s" * 40
+    before = EnvelopeAuthenticator(Service.PAYMENT, TOPICS, parse_keys(hmac_secret))
+    both = parse_keys(f"{PUBLIC},{hmac_secret}")
+    consumer = EnvelopeAuthenticator(Service.ORDER, TOPICS, both)
+    envelope = Envelope.model_validate_json(body)
+    for signed in (before.sign(body), ed25519_service(Service.PAYMENT).sign(body)):
+        consumer.check(envelope, body, signed, TOPICS.events(Service.PAYMENT))
+
+
+def test_a_service_without_a_key_to_sign_with_refuses_to_start():
+    settings = ServiceSettings(escrow_env="production", envelope_keys=PUBLIC)
+    with pytest.raises(ValueError, match="no key to sign payment's events with"):
+        EnvelopeAuthenticator.from_settings(Service.PAYMENT, TOPICS, settings)
+
+
+def test_malformed_ed25519_keys_are_refused():
+    with pytest.raises(ValueError, match="not 32 bytes of base64"):
+        parse_keys("order:e1:ed25519:not-base64!")
+    with pytest.raises(ValueError, match="not 32 bytes of base64"):
+        parse_signing_key("e1:" + "QUJD")
+    with pytest.raises(ValueError, match="key-id:<base64"):
+        parse_signing_key("no-key-id")
 
 
 # --- the issue's reproductions, through the services' own composition roots ----------------

@@ -35,6 +35,7 @@ from shared.contracts.events import (
     OrderClosed,
     OrderConfirmed,
     OrderDeclined,
+    PaymentDeadlinePassed,
     ReceiptConfirmed,
     ReturnReason,
     SettlementReason,
@@ -109,6 +110,7 @@ class RestOfTrade:
     disputes: int = 0
     open_dispute: str | None = None
     received: bool = False
+    deadline_passed: bool = False
 
     @property
     def ship_by(self) -> datetime:
@@ -220,9 +222,7 @@ class OrderMachine(ServiceMachine):
         self.trade.read += 1
         if isinstance(event, OrderConfirmed) and self.trade.escrow == "none":
             self.trade.escrow, self.trade.pay_by = "open", event.payment_due_at
-        elif isinstance(event, OrderCancelled | OrderClosed) and (
-                isinstance(event, OrderCancelled)
-                or event.reason is ClosureReason.PAYMENT_NOT_RECEIVED):
+        elif isinstance(event, OrderCancelled):
             if self.trade.escrow in ("open", "funded"):
                 self.refund(self.trade.held, SettlementReason.ORDER_CLOSED)
                 self.settle()
@@ -237,13 +237,21 @@ class OrderMachine(ServiceMachine):
         self.emit("payment", EscrowFunded(**self.common(), amount=TOTAL, currency="USD",
                                           method=PaymentMethod.CARD))
 
-    @precondition(lambda self: self.trade.escrow == "settled" or (
-        self.trade.escrow == "open" and self.trade.pay_by is not None
-        and self.clock.now() >= self.trade.pay_by))
+    @precondition(lambda self: self.trade.escrow == "open" and self.trade.pay_by is not None
+                  and self.clock.now() >= self.trade.pay_by)
+    @rule()
+    def the_payment_deadline_passes(self) -> None:
+        """The payment service judges the deadline, and tells the order."""
+        assert self.trade.pay_by is not None
+        self.trade.deadline_passed = True
+        self.emit("payment", PaymentDeadlinePassed(**self.common(), pay_by=self.trade.pay_by,
+                                                   currency="USD", received_total=0))
+        self.settle()
+
+    @precondition(lambda self: self.trade.escrow == "settled")
     @rule(amount=st.integers(min_value=1, max_value=2 * TOTAL))
     def a_late_transfer_is_returned(self, amount: int) -> None:
-        """Booked in and straight back out: before the escrow settles it counts in the
-        settled totals, after it adds to what the buyer got back."""
+        """Booked in and straight back out; it adds to what the buyer got back."""
         self.trade.paid_in += amount
         self.trade.refunded += amount
         self.emit("payment", FundsReturned(**self.common(), amount=amount, currency="USD",
@@ -398,6 +406,8 @@ class OrderMachine(ServiceMachine):
         if t.outcome:
             assert (order.released_total, order.refunded_total) == (t.released, t.refunded)
             assert order.status in FINISHED
+        if t.deadline_passed and not (order.cancelled_at or order.declined_at):
+            assert order.closure_reason is ClosureReason.PAYMENT_NOT_RECEIVED
         if t.paid_at is not None and order.status not in FINISHED:
             assert order.paid_at == t.paid_at
 

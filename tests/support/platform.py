@@ -13,15 +13,21 @@ from typing import Any, TypeVar
 import httpx
 
 from shared.contracts.parties import Role
+from shared.contracts.topics import Service
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.settings import DEV_AUTH_SECRET
+from shared.infra.signing import new_keys
 
 from services.catalogue import SERVICES, build, settings_class
 from tests.support.infra import Infra
 
 T = TypeVar("T")
+
+# Events on the real broker are signed as a deployment signs them: Ed25519, each service
+# holding its own private key and only the others' public keys (docs/security.md).
+SIGNING_KEYS, PUBLIC_KEYS = new_keys("test")
 
 
 def build_service(name: str, infra: Infra, *, prefix: str, database: str, clock: ManualClock,
@@ -31,6 +37,8 @@ def build_service(name: str, infra: Infra, *, prefix: str, database: str, clock:
         mongodb_database=database, topic_prefix=prefix, smtp_host=infra.smtp_host,
         smtp_port=infra.smtp_port, outbox_sweep_seconds=0.5, deadline_sweep_seconds=0.5,
         notify_send_interval_seconds=0.5,
+        **({"envelope_keys": PUBLIC_KEYS, "envelope_signing_key": SIGNING_KEYS[Service(name)]}
+           if name in set(Service) else {}),
         **overrides)
     return build(name, settings, clock)
 

@@ -42,8 +42,8 @@ from shared.infra.runner import AggregateRunner
 from shared.infra.store import AggregateStore, OutboxMessage
 
 from bench.support import confirmed_order, latency, memory_line, quiet_logs, remove_run, run_prefix, servers
+from deploy.local.mongo_server import MongoServerProcess, built_libs
 from services.order.domain import Order
-from tests.support.mongo_server import MongoServerProcess, built_libs
 
 WRITERS = (1, 8)
 TIMED_INSERTS = 500  # per size: the rest of the growth is copied in batches

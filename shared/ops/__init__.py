@@ -1,1 +1,2 @@
-"""``escrowctl``: the operator's tool (``python -m shared.ops``); see docs/operations.md."""
+"""``escrowctl``: the operator's tool (``python -m shared.ops``); see docs/operations.md. The
+operator layer, above the services: it may import them, they never import it."""

@@ -1,7 +1,8 @@
 """Reconciliation over all orders: each escrow's ledger against its own invariants (the
 payment service's ``check_ledger``: paid in = held + released + refunded, instructions
 carry every outgoing cent, nothing negative, nothing held once settled), money movements
-that stay unsent too long, and each closed order's totals against its escrow."""
+that stay unsent too long, and each closed order's totals against its escrow. The operator layer sits above the services
+(tests/unit/test_layering.py), so it reuses the payment service's invariant."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import Any
 
 from shared.ops.records import Records
 
+from services.payment.domain import Escrow  # the invariant, defined once
+from services.payment.ledger import LedgerBroken
+
 
 async def reconcile(records: Records, *, stuck_after: timedelta,
                     now: datetime | None = None) -> dict[str, Any]:
-    from services.payment.domain import Escrow  # the invariant, defined once
-    from services.payment.ledger import LedgerBroken
-
     now = now or datetime.now(UTC)
     problems: list[dict[str, str]] = []
     escrows = await records.all_of("payment")

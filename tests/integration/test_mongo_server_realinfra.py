@@ -29,7 +29,8 @@ from shared.contracts.parties import Parties, Party
 from shared.domain.aggregate import Aggregate
 from shared.infra.store import AggregateStore
 
-from tests.support.mongo_server import MongoServerProcess, server_libs
+from deploy.local.mongo_server import MongoServerProcess
+from tests.support.mongo_server import server_libs
 
 pytestmark = pytest.mark.realinfra
 

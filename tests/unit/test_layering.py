@@ -1,6 +1,15 @@
-"""The import layers hold: ``shared/contracts ← shared/domain ← shared/infra ← services/*``,
-no service imports another, and a domain model (with everything it imports from the
-project) loads no web framework, database driver or broker."""
+"""The import layers hold: ``shared/contracts ← shared/domain ← shared/infra ← services/* ←
+shared/ops``, no service imports another, and a domain model (with everything it imports from
+the project) loads no web framework, database driver or broker.
+
+``shared/ops`` is the operator layer on top of the services, not a floor beneath them: its
+reconciliation checks each escrow with the payment service's own ledger invariant (defined
+once, where the money is kept) and its configuration reference reads every service's
+settings. So it may import services, and nothing in the floor or the services may import it.
+
+Around the product: production code (``shared``, ``services``) imports no tests, benchmarks or
+deployment scripts, and benchmarks and deployment scripts import no tests (what both need,
+such as the MongoDB-wire server process, lives in ``deploy/local``)."""
 
 from __future__ import annotations
 
@@ -36,6 +45,11 @@ def imports_of(path: Path) -> set[str]:
 
 MODULES = {module_name(p): p for top in ("shared", "services")
            for p in (REPO / top).rglob("*.py")}
+AROUND = {module_name(p): p for top in ("bench", "deploy", "tests")
+          for p in (REPO / top).rglob("*.py")}
+# What each top level outside production may not import: benchmarks and deployment scripts
+# build on production code (and deploy/local's harness), never on the tests.
+NOT_IMPORTED_BY = {"bench": ("tests",), "deploy": ("tests", "bench")}
 
 
 def domain_modules() -> set[str]:
@@ -58,21 +72,34 @@ def layer_violations(name: str, imported: set[str]) -> list[str]:
     def starts(prefix: str) -> list[str]:
         return sorted(i for i in imported if i == prefix or i.startswith(prefix + "."))
 
+    top = name.split(".")[0]
+    if top in NOT_IMPORTED_BY:
+        return [i for prefix in NOT_IMPORTED_BY[top] for i in starts(prefix)]
+    around = starts("tests") + starts("bench") + starts("deploy")
     if name.startswith("shared.contracts"):
-        return starts("shared.domain") + starts("shared.infra") + starts("services")
+        return around + starts("shared.domain") + starts("shared.infra") + starts("shared.ops") + starts("services")
     if name.startswith("shared.domain"):
-        return starts("shared.infra") + starts("services")
+        return around + starts("shared.infra") + starts("shared.ops") + starts("services")
     if name.startswith("shared.infra"):
-        return starts("services")
-    if name.startswith("services.") and name not in COMPOSERS:
+        return around + starts("shared.ops") + starts("services")
+    if name.startswith("shared.ops"):
+        return around
+    if name.startswith("services."):
         own = ".".join(name.split(".")[:2])
-        return sorted(i for i in starts("services") if not i.startswith(own) and i not in COMPOSERS)
-    return []
+        return around + starts("shared.ops") + sorted(
+            i for i in starts("services") if not i.startswith(own) and i not in COMPOSERS
+            and name not in COMPOSERS)
+    return around
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_layers(name: str) -> None:
     assert layer_violations(name, imports_of(MODULES[name])) == []
+
+
+@pytest.mark.parametrize("name", sorted(m for m in AROUND if m.split(".")[0] in NOT_IMPORTED_BY))
+def test_benchmarks_and_deployment_import_no_tests(name: str) -> None:
+    assert layer_violations(name, imports_of(AROUND[name])) == []
 
 
 def test_domain_modules_import_no_infrastructure() -> None:
@@ -88,6 +115,17 @@ def test_the_check_catches_a_domain_module_importing_infrastructure() -> None:
     assert layer_violations("services.order.api", {"services.payment.domain"}) == [
         "services.payment.domain"]
     assert layer_violations("services.order.api", {"services.order.domain"}) == []
+
+
+def test_the_check_catches_imports_against_the_operator_layer_and_of_tests() -> None:
+    assert layer_violations("shared.infra.sweep", {"shared.ops.records"}) == ["shared.ops.records"]
+    assert layer_violations("services.payment.app", {"shared.ops"}) == ["shared.ops"]
+    assert layer_violations("shared.ops.reconcile", {"services.payment.domain"}) == []
+    assert layer_violations("bench.store", {"tests.support.mongo_server"}) == ["tests.support.mongo_server"]
+    assert layer_violations("bench.store", {"deploy.local.mongo_server"}) == []
+    assert layer_violations("deploy.local.demo", {"bench.actors"}) == ["bench.actors"]
+    assert layer_violations("services.catalogue", {"tests.support.memory"}) == ["tests.support.memory"]
+    assert layer_violations("shared.infra.store", {"bench.support"}) == ["bench.support"]
 
 
 def test_importing_the_domain_models_loads_no_framework() -> None:

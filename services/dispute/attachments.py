@@ -106,7 +106,7 @@ def _looks_like(content_type: str, data: bytes) -> bool:
 
 
 class Attachments(Protocol):
-    """Where the service keeps evidence files (tests use an in-memory one)."""
+    """Where the service keeps evidence files."""
 
     async def create_indexes(self) -> None: ...
 

@@ -1,5 +1,5 @@
-"""Where email jobs live: the ``emails`` collection (MongoDB), and the same contract in
-memory for unit tests.
+"""Where email jobs live: the ``emails`` collection (MongoDB; in memory for the fast tests
+through mongomock, tests/support/memory_mongo.py).
 
 A sender takes a job with one conditional update (due ``pending`` job, or a ``sending``
 job whose lease expired, becomes ``sending`` under a new lease token), so two senders
@@ -8,9 +8,7 @@ never hold the same job; the outcome is written only by the holder of the curren
 
 from __future__ import annotations
 
-import copy
 import uuid
-from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -76,26 +74,9 @@ def _from_doc(doc: dict[str, Any]) -> EmailJob:
     return EmailJob.model_validate({**{k: v for k, v in doc.items() if k != "_id"}, "id": doc["_id"]})
 
 
-class _SendOutcomes(ABC):
-    """What each outcome of a send records; storing it (only by the current lease holder)
-    is each repository's ``_finish``."""
+class EmailRepository:
+    """``EmailJobs`` in a MongoDB collection, one document per job."""
 
-    @abstractmethod
-    async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool: ...
-
-    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
-        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
-                                        "last_error": None})
-
-    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
-        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
-                                        "last_error": error})
-
-    async def give_up(self, job: EmailJob, error: str) -> bool:
-        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
-
-
-class EmailRepository(_SendOutcomes):
     def __init__(self, collection: AsyncCollection) -> None:
         self._collection = collection
 
@@ -130,7 +111,19 @@ class EmailRepository(_SendOutcomes):
             "next_attempt_at", ASCENDING)
         return [_from_doc(doc) async for doc in won]
 
+    async def mark_sent(self, job: EmailJob, at: datetime) -> bool:
+        return await self._finish(job, {"status": EmailStatus.SENT, "sent_at": at,
+                                        "last_error": None})
+
+    async def retry_later(self, job: EmailJob, at: datetime, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.PENDING, "next_attempt_at": at,
+                                        "last_error": error})
+
+    async def give_up(self, job: EmailJob, error: str) -> bool:
+        return await self._finish(job, {"status": EmailStatus.FAILED, "last_error": error})
+
     async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:
+        """Store an outcome, only while ``job``'s lease is the current one."""
         result = await self._collection.update_one(
             {"_id": job.id, "status": EmailStatus.SENDING, "lease_token": job.lease_token},
             {"$set": _released(**fields)})
@@ -146,53 +139,3 @@ class EmailRepository(_SendOutcomes):
             {"recipient_party_id": party_id, "status": EmailStatus.WAITING_FOR_CONTACT},
             {"$set": _waited(address, now)})
         return result.modified_count
-
-
-
-class InMemoryEmailRepository(_SendOutcomes):
-    """The same contract in a dict, for unit tests."""
-
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-
-    async def create_indexes(self) -> None:
-        return None
-
-    async def add(self, job: EmailJob) -> bool:
-        if job.id in self.docs:
-            return False
-        self.docs[job.id] = _to_doc(job)
-        return True
-
-    def _is_due(self, doc: dict[str, Any], now: datetime, lease_now: datetime) -> bool:
-        if doc["status"] == EmailStatus.PENDING:
-            return doc["next_attempt_at"] <= now
-        return doc["status"] == EmailStatus.SENDING and doc["lease_expires_at"] <= lease_now
-
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int, *,
-                        lease_now: datetime | None = None) -> list[EmailJob]:
-        lease_now = lease_now or now
-        due = sorted((d for d in self.docs.values() if self._is_due(d, now, lease_now)),
-                     key=lambda d: d["next_attempt_at"])[:limit]
-        for doc in due:
-            doc.update(_claim(lease_now, lease), attempts=doc["attempts"] + 1)
-        return [_from_doc(copy.deepcopy(d)) for d in due]
-
-    async def _finish(self, job: EmailJob, fields: dict[str, Any]) -> bool:
-        doc = self.docs.get(job.id)
-        if doc is None or doc["status"] != EmailStatus.SENDING or doc["lease_token"] != job.lease_token:
-            return False
-        doc.update(_released(**fields))
-        return True
-
-    async def release_waiting(self, party_id: str, address: str, now: datetime) -> int:
-        waiting = [d for d in self.docs.values() if d["recipient_party_id"] == party_id
-                   and d["status"] == EmailStatus.WAITING_FOR_CONTACT]
-        for doc in waiting:
-            doc.update(_waited(address, now))
-        return len(waiting)
-
-    async def for_order(self, order_id: str) -> list[EmailJob]:
-        docs = sorted((d for d in self.docs.values() if d["order_id"] == order_id),
-                      key=lambda d: (d["created_at"], d["_id"]))
-        return [_from_doc(copy.deepcopy(d)) for d in docs]

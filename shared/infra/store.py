@@ -159,7 +159,8 @@ class AggregateStore(Generic[A]):
 
 
 class InMemoryAggregateStore(Generic[A]):
-    """The same contract in a dict, for fast unit tests of the service layer."""
+    """The same contract in a dict. Superseded by the real store over mongomock
+    (tests/support/memory_mongo.py); kept only until tests written meanwhile have moved."""
 
     def __init__(self, aggregate_type: type[A], due: DueTimes = STORED_DEADLINES) -> None:
         self._type = aggregate_type

@@ -68,6 +68,7 @@ class SweepQueue(Protocol):
     async def failed(self, item: DueItem, error: str, now: datetime, retry_at: datetime) -> None: ...
     async def recovered(self, item: DueItem) -> None: ...
     async def failing(self, limit: int = 100) -> list[FailingItem]: ...
+    async def count_failing(self) -> int: ...
 
 
 def _failing_entry(item: DueItem, error: str, now: datetime, retry_at: datetime) -> dict[str, Any]:
@@ -181,7 +182,7 @@ class Sweep:
     """One sweep: ``attempt(id)`` works on one due item and returns how much it did; it
     raises when it failed (then the item is backed off and the sweep goes on)."""
 
-    def __init__(self, name: str, queue: MongoSweepQueue | InMemorySweepQueue, attempt: Attempt,
+    def __init__(self, name: str, queue: SweepQueue, attempt: Attempt,
                  clock: Clock, *, limit: int = SWEEP_LIMIT,
                  registry: CollectorRegistry | None = None) -> None:
         self.name = name

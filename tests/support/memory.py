@@ -1,7 +1,7 @@
 """The five services wired together in memory, for fast tests of the whole choreography:
-each built by its own composition root, with an in-memory MongoDB (mongomock behind an
-async face), an in-memory bus in place of Kafka that hands every published envelope to
-each subscribing service's real consumer, and a mailbox in place of SMTP.
+each built by its own composition root, with the in-memory MongoDB of the fast tests
+(tests/support/memory_mongo.py), an in-memory bus in place of Kafka that hands every
+published envelope to each subscribing service's real consumer, and a mailbox in place of SMTP.
 
 It offers the same face as ``tests.support.platform.Platform`` (``client``, ``clock``,
 ``advance``, ``infra.mailbox``), so the saga scenarios run unchanged on either.
@@ -18,11 +18,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage, Message
-from typing import Any
 from unittest import mock
 
 import httpx
-import mongomock
 
 from shared.contracts.parties import Role
 from shared.contracts.topics import Topics
@@ -34,70 +32,9 @@ from shared.infra.store import OutboxMessage
 
 from services.catalogue import SERVICES, settings_class
 from tests.support.infra import Mail
+from tests.support.memory_mongo import MemoryMongo
 
 log = logging.getLogger(__name__)
-
-
-class _Cursor:
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    def sort(self, *args: Any, **kwargs: Any) -> _Cursor:
-        self._cursor = self._cursor.sort(*args, **kwargs)
-        return self
-
-    def limit(self, n: int) -> _Cursor:
-        self._cursor = self._cursor.limit(n)
-        return self
-
-    async def to_list(self, length: int | None = None) -> list[dict]:
-        return list(self._cursor)[:length] if length else list(self._cursor)
-
-    def __aiter__(self):
-        async def rows():
-            for row in self._cursor:
-                yield row
-        return rows()
-
-
-class _Collection:
-    def __init__(self, collection: Any) -> None:
-        self._c = collection
-
-    def find(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return _Cursor(self._c.find(*args, **kwargs))
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._c, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return method(*args, **kwargs)
-        return call
-
-
-class _Database:
-    def __init__(self, database: Any) -> None:
-        self._db = database
-
-    def __getitem__(self, name: str) -> _Collection:
-        return _Collection(self._db[name])
-
-    async def command(self, *args: Any, **kwargs: Any) -> dict:
-        return {"ok": 1}
-
-
-class MemoryMongo:
-    """The part of ``AsyncMongoClient`` the services use, over mongomock."""
-
-    def __init__(self) -> None:
-        self._client = mongomock.MongoClient(tz_aware=True)
-        self.admin = _Database(self._client.admin)
-
-    def __getitem__(self, name: str) -> _Database:
-        return _Database(self._client[name])
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass

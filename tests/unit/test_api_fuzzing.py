@@ -16,7 +16,7 @@ from shared.infra.auth import mint_token
 from shared.infra.settings import DEV_AUTH_SECRET
 
 from services.catalogue import SERVICES, build, settings_class
-from tests.support.memory import MemoryMongo
+from tests.support.memory_mongo import MemoryMongo
 
 EXAMPLES_PER_OPERATION = 8
 TOKEN = mint_token(DEV_AUTH_SECRET, "buyer-fuzz", Role.BUYER)

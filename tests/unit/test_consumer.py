@@ -137,14 +137,14 @@ async def test_an_action_returning_another_order_is_refused_and_nothing_is_saved
     """A misrouted event must not create or change another order's aggregate."""
     from shared.contracts.trade import Carrier, Logistics, ShippingMethod
     from shared.infra.runner import AggregateRunner
-    from shared.infra.store import InMemoryAggregateStore
 
     from services.shipping.domain import Shipment
+    from tests.support.memory_mongo import MemoryAggregateStore
 
     async def publish(message) -> None:
         raise AssertionError("nothing may be published")
 
-    store = InMemoryAggregateStore(Shipment)
+    store = MemoryAggregateStore(Shipment)
     runner = AggregateRunner(store, CLOCK, publish)
     logistics = Logistics(shipping_method=ShippingMethod.AIR_FREIGHT, carrier=Carrier.DHL)
     with pytest.raises(ValueError, match="returned order ord-b"):

@@ -14,14 +14,14 @@ from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.dispute.api import router
+from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
-from tests.support.fakes import InMemoryAttachmentStore
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
 
 PARTIES = Parties(
     buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
@@ -42,8 +42,8 @@ async def api():
     async def publish(_message):
         return None
 
-    runner = AggregateRunner(InMemoryAggregateStore(BuyerProtection), clock, publish)
-    service = DisputeService(runner, InMemoryAttachmentStore(), settings)
+    runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), clock, publish)
+    service = DisputeService(runner, AttachmentStore(memory_collection("dispute_attachments")), settings)
     app = create_app(title="dispute", description="", settings=settings, ready=_ready)
     app.include_router(router(service))
     for event in (EscrowFunded(order_id="ord-1", parties=PARTIES, amount=100_000, currency="USD",

@@ -27,14 +27,13 @@ from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
-from services.dispute.attachments import MAX_ATTACHMENT_BYTES, Upload
+from services.dispute.attachments import MAX_ATTACHMENT_BYTES, AttachmentStore, Upload
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
-from tests.support.fakes import InMemoryAttachmentStore
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
@@ -62,9 +61,9 @@ class Published(list):
 def world():
     clock = ManualClock(START)
     published = Published()
-    runner = AggregateRunner(InMemoryAggregateStore(BuyerProtection), clock, published)
-    files = InMemoryAttachmentStore()
-    return DisputeService(runner, files, DisputeSettings()), clock, published, files
+    runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), clock, published)
+    files = memory_collection("dispute_attachments")
+    return DisputeService(runner, AttachmentStore(files), DisputeSettings()), clock, published, files
 
 
 def envelope(event, clock):
@@ -181,8 +180,8 @@ async def test_attachments_are_stored_and_served_to_the_parties_and_agents(world
     p = await open_dispute(service, [png(), link])
     evidence = p.dispute.evidence
     assert [e.kind for e in evidence] == ["attachment", "link"]
-    stored = files.files[evidence[0].attachment_id]
-    assert stored.size_bytes == len(PNG) and len(stored.sha256) == 64
+    stored = files.documents()[evidence[0].attachment_id]
+    assert stored["size_bytes"] == len(PNG) and len(stored["sha256"]) == 64
     assert published.types() == ["dispute.receipt_expected", "dispute.opened"]
     assert published[-1].payload["evidence"][0]["attachment_id"] == evidence[0].attachment_id
     for reader in (BUYER, SUPPLIER, AGENT):
@@ -204,7 +203,7 @@ async def test_a_refused_dispute_stores_no_files(world):
         await open_dispute(service, [png()], actor=SUPPLIER)
     with pytest.raises(InvalidRequest, match="at most 10 attachments"):
         await open_dispute(service, [png(f"p{i}.png") for i in range(11)])
-    assert files.files == {} and published.types() == ["dispute.receipt_expected"]
+    assert files.documents() == {} and published.types() == ["dispute.receipt_expected"]
 
 
 @pytest.mark.parametrize(("upload", "field", "message"), [
@@ -235,7 +234,7 @@ async def test_a_file_of_exactly_five_mib_is_accepted(world):
     clock.advance(OPENS_AT - clock.now())
     data = b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_ATTACHMENT_BYTES - 8)
     p = await open_dispute(service, [png(data=data)])
-    assert files.files[p.dispute.evidence[0].attachment_id].size_bytes == MAX_ATTACHMENT_BYTES
+    assert files.documents()[p.dispute.evidence[0].attachment_id]["size_bytes"] == MAX_ATTACHMENT_BYTES
 
 
 async def test_a_retried_opening_with_files_is_one_dispute_and_one_file(world):
@@ -245,7 +244,7 @@ async def test_a_retried_opening_with_files_is_one_dispute_and_one_file(world):
     first = await open_dispute(service, [png()])
     again = await open_dispute(service, [png()])
     assert again.dispute.dispute_id == first.dispute.dispute_id
-    assert len(files.files) == 1 and published.types() == ["dispute.receipt_expected", "dispute.opened"]
+    assert len(files.documents()) == 1 and published.types() == ["dispute.receipt_expected", "dispute.opened"]
 
 
 async def test_unanswered_disputes_escalate_automatically_into_the_agents_queue(world):

@@ -50,7 +50,6 @@ from shared.contracts.trade import (
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.payment.bank_transfers import BankTransfers, TransferReport
@@ -69,7 +68,7 @@ from services.payment.provider import (
 from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
 from services.payment.vault import PaymentDataVault
-from tests.support.memory import MemoryMongo
+from tests.support.memory_mongo import MemoryAggregateStore, MemoryMongo
 from tests.support.statemachine import Published, ServiceMachine, check_transition
 
 ORDER = "ord-props"
@@ -135,7 +134,7 @@ class EscrowMachine(ServiceMachine):
         self.clock = ManualClock(T0)
         self.published = Published()
         self.provider = SandboxProvider(clock=self.clock)
-        self.runner = AggregateRunner(InMemoryAggregateStore(Escrow, ESCROW_DUE), self.clock,
+        self.runner = AggregateRunner(MemoryAggregateStore(Escrow, ESCROW_DUE), self.clock,
                                       self.published)
         self.service = Payments.create(self.runner, BankTransfers(MemoryMongo()["escrow"]["bank_transfers"]),
                                        self.provider, PaymentDataVault(Fernet.generate_key().decode()),

@@ -16,12 +16,12 @@ from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET
-from shared.infra.store import InMemoryAggregateStore
 
 from services.order.api import router
 from services.order.domain import Order
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
+from tests.support.memory_mongo import MemoryAggregateStore
 
 BUYER = {"Authorization": f"Bearer {mint_token(DEV_AUTH_SECRET, 'buyer-1', Role.BUYER)}"}
 
@@ -40,7 +40,7 @@ async def orders():
     async def published(message):
         return None
 
-    runner = AggregateRunner(InMemoryAggregateStore(Order), ManualClock(), published)
+    runner = AggregateRunner(MemoryAggregateStore(Order), ManualClock(), published)
     settings = OrderSettings()
 
     async def ready() -> dict[str, str]:

@@ -26,9 +26,9 @@ from services.notify.contact_book import ContactBook, ContactStore
 from services.notify.contacts import Contact, VerificationLimits
 from services.notify.emails import EmailStatus
 from services.notify.handlers import Notifications
-from services.notify.repository import InMemoryEmailRepository
+from services.notify.repository import EmailRepository
 from services.notify.settings import NotifySettings
-from tests.support.memory import MemoryMongo
+from tests.support.memory_mongo import MemoryCollection, MemoryMongo, memory_collection
 from tests.unit.test_notify_steps import CS_EMAIL, T0, envelope_of, sample
 
 BUYER = Actor(party_id="buyer-acme", role=Role.BUYER)
@@ -39,12 +39,13 @@ LIMITS = VerificationLimits()
 @dataclass
 class Notify:
     clock: ManualClock
-    jobs: InMemoryEmailRepository
+    jobs: EmailRepository
+    emails: MemoryCollection  # where the jobs are
     contacts: ContactBook
     notifications: Notifications
 
     def code_mailed_to(self, address: str) -> str:
-        [mail] = [d for d in self.jobs.docs.values()
+        [mail] = [d for d in self.emails.documents().values()
                   if d["step"] == "contact_verification" and d["to"] == address][-1:]
         return re.search(r"Code: +(\d{6})", mail["text"]).group(1)  # type: ignore[union-attr]
 
@@ -55,9 +56,10 @@ class Notify:
 
 @pytest.fixture
 def notify() -> Notify:
-    clock, jobs = ManualClock(T0), InMemoryEmailRepository()
+    clock, emails = ManualClock(T0), memory_collection("emails")
+    jobs = EmailRepository(emails)
     contacts = ContactBook(ContactStore(MemoryMongo()["notify"]["contacts"]), jobs, clock)
-    return Notify(clock, jobs, contacts,
+    return Notify(clock, jobs, emails, contacts,
                   Notifications(jobs, contacts, clock, customer_service_email=CS_EMAIL))
 
 

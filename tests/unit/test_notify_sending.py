@@ -21,8 +21,9 @@ from shared.infra.clock import ManualClock
 
 from services.notify.emails import EmailStatus
 from services.notify.handlers import Notifications
-from services.notify.repository import InMemoryEmailRepository
+from services.notify.repository import EmailRepository
 from services.notify.sender import EmailSender, RetryPolicy
+from tests.support.memory_mongo import memory_collection
 from tests.unit.test_notify_steps import CS_EMAIL, T0, KnownContacts, envelope_of, sample
 
 MAIL_FROM = "Escrow <notifications@escrow.example>"
@@ -52,16 +53,16 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def repo() -> InMemoryEmailRepository:
-    return InMemoryEmailRepository()
+def repo() -> EmailRepository:
+    return EmailRepository(memory_collection("emails"))
 
 
 @pytest.fixture
-def notifications(repo: InMemoryEmailRepository, clock: ManualClock) -> Notifications:
+def notifications(repo: EmailRepository, clock: ManualClock) -> Notifications:
     return Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
 
 
-def sender_for(repo: InMemoryEmailRepository, clock: ManualClock, transport: FakeTransport,
+def sender_for(repo: EmailRepository, clock: ManualClock, transport: FakeTransport,
                **policy: object) -> EmailSender:
     return EmailSender(repo, transport, clock, mail_from=MAIL_FROM,
                        policy=RetryPolicy(**policy))  # type: ignore[arg-type]
@@ -72,7 +73,7 @@ async def test_every_registered_event_has_a_handler(notifications: Notifications
 
 
 async def test_a_repeated_event_delivery_mails_each_recipient_once(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.OrderConfirmed)
     envelope = envelope_of(event)
     assert await notifications.on_event(envelope, event) == 2
@@ -87,7 +88,7 @@ async def test_a_repeated_event_delivery_mails_each_recipient_once(
 
 
 async def test_the_mail_is_text_and_html_with_the_escrow_headers(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.ShipmentDispatched)
     envelope = envelope_of(event)
     await notifications.on_event(envelope, event)
@@ -108,7 +109,7 @@ async def test_the_mail_is_text_and_html_with_the_escrow_headers(
 
 
 async def test_a_failed_send_is_retried_with_backoff_until_it_succeeds(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.CardPaymentDeclined)  # one recipient: the buyer
     await notifications.on_event(envelope_of(event), event)
     transport = FakeTransport(fail_next=3)
@@ -138,7 +139,7 @@ def test_the_backoff_doubles_from_five_seconds_up_to_ten_minutes() -> None:
 
 
 async def test_sending_is_given_up_after_the_last_attempt(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock,
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock,
         caplog: pytest.LogCaptureFixture) -> None:
     event = sample(ev.CardPaymentDeclined)
     await notifications.on_event(envelope_of(event), event)
@@ -158,7 +159,7 @@ async def test_sending_is_given_up_after_the_last_attempt(
 
 
 async def test_one_undeliverable_mail_does_not_hold_up_the_others(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     for event_type in (ev.OrderPlaced, ev.OrderConfirmed):
         event = sample(event_type)
         await notifications.on_event(envelope_of(event), event)
@@ -170,7 +171,7 @@ async def test_one_undeliverable_mail_does_not_hold_up_the_others(
 
 
 async def test_a_backlog_larger_than_a_batch_is_sent_in_one_round(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     for _ in range(5):
         event = sample(ev.OrderConfirmed)
         await notifications.on_event(envelope_of(event), event)
@@ -181,7 +182,7 @@ async def test_a_backlog_larger_than_a_batch_is_sent_in_one_round(
 
 
 async def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.CardPaymentDeclined)
     await notifications.on_event(envelope_of(event), event)
     lease = timedelta(minutes=2)
@@ -197,7 +198,7 @@ async def test_a_claimed_job_is_not_claimed_again_until_its_lease_expires(
 
 
 async def test_a_job_left_sending_by_a_stopped_sender_is_sent_after_its_lease(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.CardPaymentDeclined)
     await notifications.on_event(envelope_of(event), event)
     await repo.claim_due(clock.now(), timedelta(minutes=2), 10)  # that sender then died
@@ -257,7 +258,7 @@ class SlowTransport:
 
 
 async def test_mails_are_sent_concurrently_within_a_bound(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     for _ in range(20):
         event = sample(ev.OrderPlaced)
         await notifications.on_event(envelope_of(event), event)
@@ -286,7 +287,7 @@ class SendWhileTheClockJumps:
 
 
 async def test_moving_the_business_clock_never_hands_a_mail_in_flight_to_another_sender(
-        notifications: Notifications, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.OrderPlaced)
     await notifications.on_event(envelope_of(event), event)
     transport = SendWhileTheClockJumps(clock)

@@ -15,8 +15,9 @@ from shared.contracts import events as ev
 from shared.infra.clock import ManualClock
 
 from services.notify.handlers import Notifications
-from services.notify.repository import InMemoryEmailRepository
+from services.notify.repository import EmailRepository
 from services.notify.sender import EmailSender, SmtpTransport
+from tests.support.memory_mongo import memory_collection
 from tests.unit.test_notify_steps import CS_EMAIL, T0, KnownContacts, envelope_of, sample
 
 
@@ -44,7 +45,7 @@ async def smtp_server() -> AsyncIterator[tuple[Inbox, int]]:
 async def test_mails_are_delivered_over_smtp(smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
     clock = ManualClock(T0)
-    repo = InMemoryEmailRepository()
+    repo = EmailRepository(memory_collection("emails"))
     notifications = Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
     event = sample(ev.DisputeEscalated)
     envelope = envelope_of(event)
@@ -66,7 +67,7 @@ async def test_an_unreachable_mail_server_is_a_failed_attempt() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     clock = ManualClock(T0)
-    repo = InMemoryEmailRepository()
+    repo = EmailRepository(memory_collection("emails"))
     event = sample(ev.CardPaymentDeclined)
     notifications = Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
     await notifications.on_event(envelope_of(event), event)
@@ -107,7 +108,7 @@ async def counting_server() -> AsyncIterator[tuple[CountingServer, int]]:
         await server.wait_closed()
 
 
-async def mails_for(count: int, repo: InMemoryEmailRepository, clock: ManualClock) -> None:
+async def mails_for(count: int, repo: EmailRepository, clock: ManualClock) -> None:
     notifications = Notifications(repo, KnownContacts(), clock, customer_service_email=CS_EMAIL)
     for _ in range(count):
         event = sample(ev.CardPaymentDeclined)  # one mail each (to the buyer)
@@ -117,7 +118,7 @@ async def mails_for(count: int, repo: InMemoryEmailRepository, clock: ManualCloc
 async def test_many_mails_share_a_few_pooled_connections(
         counting_server: tuple[CountingServer, int]) -> None:
     server, port = counting_server
-    clock, repo = ManualClock(T0), InMemoryEmailRepository()
+    clock, repo = ManualClock(T0), EmailRepository(memory_collection("emails"))
     await mails_for(30, repo, clock)
     transport = SmtpTransport("127.0.0.1", port, timeout=5, pool_size=3)
     sender = EmailSender(repo, transport, clock, mail_from="Escrow <notifications@escrow.example>")
@@ -131,7 +132,7 @@ async def test_many_mails_share_a_few_pooled_connections(
 async def test_a_pooled_connection_the_server_dropped_is_replaced(
         counting_server: tuple[CountingServer, int]) -> None:
     server, port = counting_server
-    clock, repo = ManualClock(T0), InMemoryEmailRepository()
+    clock, repo = ManualClock(T0), EmailRepository(memory_collection("emails"))
     transport = SmtpTransport("127.0.0.1", port, timeout=5, pool_size=1)
     sender = EmailSender(repo, transport, clock, mail_from="Escrow <notifications@escrow.example>")
     await mails_for(1, repo, clock)
@@ -147,7 +148,7 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced(
 
 async def test_non_ascii_names_arrive_intact_in_subject_and_body(smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
-    clock, repo = ManualClock(T0), InMemoryEmailRepository()
+    clock, repo = ManualClock(T0), EmailRepository(memory_collection("emails"))
     parties = sample(ev.OrderPlaced).parties
     parties = parties.model_copy(update={"supplier": parties.supplier.model_copy(
         update={"name": "Shenzhen Lüftung 深圳"})})

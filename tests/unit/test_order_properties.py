@@ -56,12 +56,12 @@ from shared.contracts.trade import (
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.order.domain import FINISHED, Order, OrderStatus
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
+from tests.support.memory_mongo import MemoryAggregateStore
 from tests.support.statemachine import Published, ServiceMachine, check_transition
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -127,7 +127,7 @@ class OrderMachine(ServiceMachine):
         super().__init__()
         self.clock = ManualClock(T0)
         self.published = Published()
-        self.runner = AggregateRunner(InMemoryAggregateStore(Order), self.clock, self.published)
+        self.runner = AggregateRunner(MemoryAggregateStore(Order), self.clock, self.published)
         self.service = OrderService(self.runner, OrderSettings())
         order = self.run(self.service.place(BUYER, PARTIES, ITEMS, "USD", ADDRESS, DELIVERY_DAYS,
                                             idempotency_key="props"))

@@ -12,12 +12,12 @@ from shared.domain.actor import Actor
 from shared.domain.errors import NotPermitted
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.order.domain import Order, OrderStatus
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
+from tests.support.memory_mongo import MemoryAggregateStore
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
@@ -34,7 +34,7 @@ class Published(list):
 def world():
     clock = ManualClock()
     published = Published()
-    runner = AggregateRunner(InMemoryAggregateStore(Order), clock, published)
+    runner = AggregateRunner(MemoryAggregateStore(Order), clock, published)
     return OrderService(runner, OrderSettings()), clock, published
 
 

@@ -19,7 +19,6 @@ from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET, InsecureSettings
-from shared.infra.store import InMemoryAggregateStore
 
 from services.payment.api import PROBLEMS, router
 from services.payment.bank_signature import (
@@ -37,7 +36,7 @@ from services.payment.sandbox_bank import signed_notification
 from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
 from services.payment.vault import PaymentDataVault
-from tests.support.memory import MemoryMongo
+from tests.support.memory_mongo import MemoryAggregateStore, MemoryMongo
 
 ORDER = "ord-api"
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
@@ -63,7 +62,7 @@ BANK = auth("bank-1", Role.BANK)
 async def api():
     clock = ManualClock()
     published = Published()
-    store = InMemoryAggregateStore(Escrow, ESCROW_DUE)
+    store = MemoryAggregateStore(Escrow, ESCROW_DUE)
     runner = AggregateRunner(store, clock, published)
     settings = PaymentSettings()
     database = MemoryMongo()["escrow"]

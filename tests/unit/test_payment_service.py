@@ -33,7 +33,6 @@ from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.payment.bank_transfers import BankTransfers, TransferReport
@@ -51,7 +50,7 @@ from services.payment.reference import is_valid, transfer_reference
 from services.payment.service import Payments
 from services.payment.settings import PaymentSettings
 from services.payment.vault import PaymentDataVault
-from tests.support.memory import MemoryMongo
+from tests.support.memory_mongo import MemoryAggregateStore, MemoryMongo
 
 ORDER = "ord-1"
 TOTAL = 250_000
@@ -76,7 +75,7 @@ class World:
     def __init__(self) -> None:
         self.clock = ManualClock()
         self.published = Published()
-        self.store = InMemoryAggregateStore(Escrow, ESCROW_DUE)
+        self.store = MemoryAggregateStore(Escrow, ESCROW_DUE)
         self.database = MemoryMongo()["escrow"]
         self.provider = SandboxProvider(clock=self.clock)
         self.runner = AggregateRunner(self.store, self.clock, self.published)

@@ -11,7 +11,6 @@ that is where a late dispatch once turned a disputed order back into 'shipped'.
 
 from __future__ import annotations
 
-import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -53,9 +52,9 @@ from shared.domain.actor import Actor
 from shared.domain.errors import DomainError
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
+from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
@@ -65,8 +64,8 @@ from services.order.settings import OrderSettings
 from services.shipping.domain import Shipment
 from services.shipping.handlers import ShippingService
 from services.shipping.settings import ShippingSettings
-from tests.support.fakes import InMemoryAttachmentStore
 from tests.support.interleavings import Step, interleavings, outcomes, outcomes_replayed
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
 from tests.unit.test_payment_service import ORDER as PAYMENT_ORDER
 from tests.unit.test_payment_service import PARTIES as PAYMENT_PARTIES
 from tests.unit.test_payment_service import TOTAL as PAYMENT_TOTAL
@@ -99,12 +98,11 @@ class ConsumerWorld:
             self.clock.advance(at - self.clock.now())
 
     def snapshot(self) -> tuple:
-        return pickle.dumps(self.runner.store.docs), self.clock.now()
+        return self.runner.store.collection.snapshot(), self.clock.now()
 
     def restore(self, snapshot: tuple) -> None:
         docs, now = snapshot
-        self.runner.store.docs.clear()  # in place: the store's sweep queues read this dict
-        self.runner.store.docs.update(pickle.loads(docs))
+        self.runner.store.collection.restore(docs)
         self.clock._now = now
 
 
@@ -201,7 +199,7 @@ class OrderWorld(ConsumerWorld):
 
     def __init__(self) -> None:
         self.clock = ManualClock(T0)
-        self.runner = AggregateRunner(InMemoryAggregateStore(Order), self.clock, _dropped)
+        self.runner = AggregateRunner(MemoryAggregateStore(Order), self.clock, _dropped)
         self.service = OrderService(self.runner, OrderSettings())
 
     @classmethod
@@ -322,9 +320,9 @@ class ProtectionWorld(ConsumerWorld):
 
     def __init__(self) -> None:
         self.clock = ManualClock(T0)
-        self.runner = AggregateRunner(InMemoryAggregateStore(BuyerProtection), self.clock,
+        self.runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), self.clock,
                                       _dropped)
-        self.service = DisputeService(self.runner, InMemoryAttachmentStore(),
+        self.service = DisputeService(self.runner, AttachmentStore(memory_collection("dispute_attachments")),
                                       BUYER_SERVICE_SETTINGS)
 
     @classmethod
@@ -434,7 +432,7 @@ SHIPPING_SETTINGS = ShippingSettings()
 class ShipmentWorld(ConsumerWorld):
     def __init__(self) -> None:
         self.clock = ManualClock(T0)
-        self.runner = AggregateRunner(InMemoryAggregateStore(Shipment), self.clock, _dropped)
+        self.runner = AggregateRunner(MemoryAggregateStore(Shipment), self.clock, _dropped)
         self.service = ShippingService(self.runner, SHIPPING_SETTINGS)
 
     @classmethod

@@ -11,16 +11,16 @@ from shared.contracts.parties import Parties, Party
 from shared.contracts.trade import Carrier, Logistics, ShippingMethod
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 
 from services.shipping.domain import Shipment
+from tests.support.memory_mongo import MemoryAggregateStore
 
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
                   supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
 LOGISTICS = Logistics(shipping_method=ShippingMethod.AIR_FREIGHT, carrier=Carrier.DHL)
 
 
-class CountingStore(InMemoryAggregateStore):
+class CountingStore(MemoryAggregateStore):
     """Counts every call that would be a round trip to the database."""
 
     def __init__(self, aggregate_type) -> None:

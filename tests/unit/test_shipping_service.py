@@ -22,13 +22,13 @@ from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.http import create_app
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.shipping.api import router
 from services.shipping.domain import Shipment, ShipmentStatus
 from services.shipping.handlers import ShippingService
 from services.shipping.settings import ShippingSettings
+from tests.support.memory_mongo import MemoryAggregateStore
 
 ORDER = "ord-1"
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
@@ -50,7 +50,7 @@ class Published(list):
 def world():
     clock = ManualClock()
     published = Published()
-    runner = AggregateRunner(InMemoryAggregateStore(Shipment), clock, published)
+    runner = AggregateRunner(MemoryAggregateStore(Shipment), clock, published)
     settings = ShippingSettings(ship_by_reminder_before=timedelta(days=1))
     return ShippingService(runner, settings), clock, published
 

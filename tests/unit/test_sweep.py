@@ -13,38 +13,45 @@ from shared.contracts.parties import Parties, Party
 from shared.contracts.trade import Carrier, Logistics, ShippingMethod
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import DEADLINES, InMemoryAggregateStore
-from shared.infra.sweep import InMemorySweepQueue, Sweep, retry_delay
+from shared.infra.store import DEADLINES
+from shared.infra.sweep import MongoSweepQueue, Sweep, retry_delay
 
 from services.dispute.domain import BuyerProtection
 from services.order.domain import Order
 from services.payment.domain import Escrow
 from services.shipping.domain import Shipment
+from tests.support.memory_mongo import MemoryAggregateStore, MemoryCollection, memory_collection
 
 PARTIES = Parties(buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
                   supplier=Party(party_id="supplier-1", name="Supplier", email="supplier@example.com"))
 LOGISTICS = Logistics(shipping_method=ShippingMethod.AIR_FREIGHT, carrier=Carrier.DHL)
 
 
-def documents(clock: ManualClock, ids: list[str]) -> dict[str, dict]:
-    """One document per id, due one minute apart in the given order."""
-    return {key: {"due": {"work": clock.now() - timedelta(minutes=len(ids) - i)}}
-            for i, key in enumerate(ids)}
+def documents(clock: ManualClock, ids: list[str], **more: dict) -> MemoryCollection:
+    """One document per id, due one minute apart in the given order (then ``more`` by id)."""
+    docs = memory_collection("work")
+    docs.insert(*[{"_id": key, "due": {"work": clock.now() - timedelta(minutes=len(ids) - i)}}
+                  for i, key in enumerate(ids)], *[{"_id": key, **doc} for key, doc in more.items()])
+    return docs
+
+
+async def done(docs: MemoryCollection, key: str) -> None:
+    """The work on ``key`` is done: no longer due."""
+    await docs.update_one({"_id": key}, {"$set": {"due.work": None}})
 
 
 async def test_oldest_due_first_and_bounded_per_tick():
     clock = ManualClock()
-    docs = documents(clock, ["a", "b", "c", "d"])
-    docs["later"] = {"due": {"work": clock.now() + timedelta(hours=1)}}
-    docs["idle"] = {"due": {"work": None}}
+    docs = documents(clock, ["a", "b", "c", "d"], later={"due": {"work": clock.now() + timedelta(hours=1)}},
+                     idle={"due": {"work": None}})
     tried: list[str] = []
 
     async def attempt(key: str) -> int:
         tried.append(key)
-        docs[key]["due"]["work"] = None  # done: no longer due
+        await done(docs, key)
         return 1
 
-    sweep = Sweep("work", InMemorySweepQueue(docs, "work"), attempt, clock, limit=3)
+    sweep = Sweep("work", MongoSweepQueue(docs, "work"), attempt, clock, limit=3)
     assert await sweep() == 3 and tried == ["a", "b", "c"]
     assert await sweep() == 1 and tried[3:] == ["d"]
     assert await sweep() == 0
@@ -59,17 +66,17 @@ async def test_failing_items_never_starve_the_others_and_are_backed_off():
         tried.append(key)
         if key.startswith("bad"):
             raise RuntimeError(f"{key} is broken")
-        docs[key]["due"]["work"] = None
+        await done(docs, key)
         return 1
 
     registry = CollectorRegistry()
-    queue = InMemorySweepQueue(docs, "work")
+    queue = MongoSweepQueue(docs, "work")
     sweep = Sweep("work", queue, attempt, clock, limit=3, registry=registry)
     await sweep()  # the three oldest fail; first retry is on the next tick
     await sweep()  # they fail again: now backed off
     await sweep()
     assert "good" in tried
-    assert docs["good"]["due"]["work"] is None
+    assert docs.documents()["good"]["due"]["work"] is None
 
     failing = {item.id: item for item in await queue.failing()}
     assert set(failing) == {"bad-1", "bad-2", "bad-3"}
@@ -95,11 +102,11 @@ async def test_an_item_that_recovers_is_no_longer_failing():
         calls += 1
         if calls == 1:
             raise ConnectionError("provider away")
-        docs[key]["due"]["work"] = None
+        await done(docs, key)
         return 1
 
     registry = CollectorRegistry()
-    queue = InMemorySweepQueue(docs, "work")
+    queue = MongoSweepQueue(docs, "work")
     sweep = Sweep("work", queue, attempt, clock, registry=registry)
     assert await sweep() == 0
     assert [item.id for item in await queue.failing()] == ["flaky"]
@@ -115,14 +122,14 @@ async def test_one_order_whose_deadline_fails_does_not_stop_the_deadline_sweep()
     async def publish(message) -> None:
         return None
 
-    store = InMemoryAggregateStore(Shipment)
+    store = MemoryAggregateStore(Shipment)
     runner = AggregateRunner(store, clock, publish)
     for order_id in ("ord-broken", "ord-fine"):
         await runner.execute(order_id, lambda s, now, o=order_id: Shipment.expect(o, PARTIES, LOGISTICS, 5, now))
         await runner.execute(order_id, lambda s, now: s.escrow_funded(now, now, timedelta(days=1)) and s)
-    broken = store.docs["ord-broken"]
-    broken["state"]["deadlines"]["no_such_rule"] = (clock.now() - timedelta(days=1)).isoformat()
-    broken["due"][DEADLINES] = clock.now() - timedelta(days=1)  # the oldest due
+    await store.collection.update_one({"_id": "ord-broken"}, {"$set": {
+        "state.deadlines.no_such_rule": (clock.now() - timedelta(days=1)).isoformat(),
+        f"due.{DEADLINES}": clock.now() - timedelta(days=1)}})  # the oldest due
     clock.advance(timedelta(days=6))
 
     assert await runner.sweep_deadlines() == 1

@@ -34,12 +34,12 @@ from shared.contracts.trade import Carrier, Logistics, PaymentMethod, ShippingMe
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.shipping.domain import Shipment, ShipmentStatus
 from services.shipping.handlers import ShippingService
 from services.shipping.settings import ShippingSettings
+from tests.support.memory_mongo import MemoryAggregateStore
 from tests.support.statemachine import Published, ServiceMachine, check_transition
 
 ORDER = "ord-props"
@@ -70,7 +70,7 @@ class ShipmentMachine(ServiceMachine):
         super().__init__()
         self.clock = ManualClock(T0)
         self.published = Published()
-        self.runner = AggregateRunner(InMemoryAggregateStore(Shipment), self.clock, self.published)
+        self.runner = AggregateRunner(MemoryAggregateStore(Shipment), self.clock, self.published)
         self.service = ShippingService(self.runner, ShippingSettings())
         self.topics: dict[str, deque[Envelope]] = {"order": deque(), "payment": deque()}
         self.delivered: list[Envelope] = []

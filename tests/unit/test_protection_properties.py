@@ -39,9 +39,9 @@ from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Payme
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
+from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import (
     DISPUTE_DEADLINES,
     RECEIPT_DEADLINES,
@@ -52,7 +52,7 @@ from services.dispute.domain import (
 from services.dispute.handlers import DisputeService
 from services.dispute.negotiation import DisputeStatus
 from services.dispute.settings import DisputeSettings
-from tests.support.fakes import InMemoryAttachmentStore
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
 from tests.support.statemachine import Published, ServiceMachine, check_transition
 
 ORDER = "ord-props"
@@ -90,9 +90,9 @@ class ProtectionMachine(ServiceMachine):
         super().__init__()
         self.clock = ManualClock(T0)
         self.published = Published()
-        self.runner = AggregateRunner(InMemoryAggregateStore(BuyerProtection), self.clock,
+        self.runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), self.clock,
                                       self.published)
-        self.service = DisputeService(self.runner, InMemoryAttachmentStore(), SETTINGS)
+        self.service = DisputeService(self.runner, AttachmentStore(memory_collection("dispute_attachments")), SETTINGS)
         self.topics: dict[str, deque[Envelope]] = {"payment": deque(), "shipping": deque(),
                                                    "order": deque()}
         self.delivered: list[Envelope] = []

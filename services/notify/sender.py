@@ -20,6 +20,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Protocol
 
 from opentelemetry.trace import SpanKind
+from pymongo.errors import ConnectionFailure
 
 from shared.infra import context, telemetry
 from shared.infra.clock import Clock
@@ -138,6 +139,8 @@ class RetryPolicy:
     batch: int = 50
     # Mails handed to the transport at once (the SMTP pool bounds open connections).
     concurrency: int = 8
+    # Recording a mail as sent is retried this often while the database is unreachable.
+    record_retry: timedelta = timedelta(seconds=1)
 
     def delay_after(self, attempts: int) -> timedelta:
         """The wait before the next try, after ``attempts`` failed tries (1, 2, ...)."""
@@ -190,10 +193,25 @@ class EmailSender:
         except Exception as exc:
             await self._failed(job, f"{type(exc).__name__}: {exc}")
             return 0
-        if await self.jobs.mark_sent(job, self.clock.now()):
+        if await self._record_sent(job):
             log.info("sent %s (%s) to %s for order %s", job.step, job.id, job.to, job.order_id)
             return 1
         return 0
+
+    async def _record_sent(self, job: EmailJob) -> bool:
+        """The mail server has the mail: recording that must outlast a database restart, or
+        the job's lease runs out and the mail goes out a second time. Retried while the
+        database is unreachable and the lease still ours; after that the error is raised."""
+        give_up_at = self.lease_clock.now() + self.policy.lease - self.policy.record_retry
+        while True:
+            try:
+                return await self.jobs.mark_sent(job, self.clock.now())
+            except ConnectionFailure as exc:
+                if self.lease_clock.now() >= give_up_at:
+                    raise
+                log.warning("recording %s as sent failed (%s); retrying while its lease lasts",
+                            job.id, exc)
+                await asyncio.sleep(self.policy.record_retry.total_seconds())
 
     async def _failed(self, job: EmailJob, error: str) -> None:
         if job.attempts >= self.policy.max_attempts:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from email.message import EmailMessage, Message
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from shared.contracts import events as ev
 from shared.contracts.envelope import registered_events
@@ -300,3 +301,38 @@ async def test_moving_the_business_clock_never_hands_a_mail_in_flight_to_another
     await first.send_due()
     assert transport.others_took == 0
     assert len(transport.sent) == len(set(transport.sent)) == 2  # each recipient's mail once
+
+
+class DatabaseRestartingAtMarkSent:
+    """The store's connection breaks when a mail is recorded as sent (the database restarts
+    right after the mail server took the mail), ``failures`` times."""
+
+    def __init__(self, repo: EmailRepository, failures: int) -> None:
+        self.repo, self.failures = repo, failures
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.repo, name)
+
+    async def mark_sent(self, job: object, at: object) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise AutoReconnect("127.0.0.1:27017: [Errno 104] Connection reset by peer")
+        return await self.repo.mark_sent(job, at)  # type: ignore[arg-type]
+
+
+async def test_a_mail_the_server_took_is_recorded_sent_across_a_database_restart(
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
+    event = sample(ev.CardPaymentDeclined)  # one recipient: the buyer
+    await notifications.on_event(envelope_of(event), event)
+    transport = FakeTransport()
+    lease = timedelta(minutes=2)
+    sender = EmailSender(DatabaseRestartingAtMarkSent(repo, failures=3), transport,  # type: ignore[arg-type]
+                         clock, mail_from=MAIL_FROM,
+                         policy=RetryPolicy(lease=lease, record_retry=timedelta(0)))
+
+    assert await sender.send_due() == 1
+    clock.advance(lease)  # had the job stayed "sending", its lease would now hand it out again
+    assert await sender.send_due() == 0
+    assert len(transport.sent) == 1
+    [job] = await repo.for_order("ord-1")
+    assert job.status is EmailStatus.SENT

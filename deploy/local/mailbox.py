@@ -16,6 +16,10 @@ and described by one JSON line in ``<MAILBOX_DIR>/index.jsonl``::
     /api/messages      the index as a JSON list (oldest first); optional filters
                        ?event_id=...&step=...&to=...
 
+While a file named ``.refuse`` exists in the mail folder, every mail is answered
+``451 4.3.0`` and not kept: a mail server that is up but refuses mail for a while (the chaos
+run makes it do so), so senders must retry.
+
 Run with the project's venv (deploy/local/infra.sh does this)::
 
     .venv/bin/python deploy/local/mailbox.py --dir .run/mail --smtp-port 1025 --http-port 8025
@@ -50,6 +54,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 log = logging.getLogger("mailbox")
 
 INDEX_NAME = "index.jsonl"
+REFUSE_NAME = ".refuse"
+REFUSED = "451 4.3.0 Mail server refusing mail for now: try again later"
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.eml$")
 ESCROW_HEADERS = {"X-Escrow-Event-Id": "x_escrow_event_id", "X-Escrow-Step": "x_escrow_step",
                   "X-Escrow-Order-Id": "x_escrow_order_id"}
@@ -143,6 +149,10 @@ class SaveHandler:
         self.box = box
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if (self.box.dir / REFUSE_NAME).exists():
+            log.info("refused a mail from=%s to=%s (%s exists)", envelope.mail_from,
+                     ",".join(envelope.rcpt_tos), REFUSE_NAME)
+            return REFUSED
         data = envelope.original_content or envelope.content
         if isinstance(data, str):
             data = data.encode("utf-8", "surrogateescape")

@@ -39,7 +39,7 @@ from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.actor import Actor, require
 from shared.domain.aggregate import Aggregate
-from shared.domain.errors import DomainError, InvalidRequest
+from shared.domain.errors import DomainError, InvalidRequest, NotYet
 
 from services.dispute.negotiation import (
     ACTIVE,
@@ -243,7 +243,7 @@ class BuyerProtection(Aggregate):
                               f"{self.dispute_opens_at:%Y-%m-%d %H:%M} UTC (after the ship date "
                               f"{self.ship_date.isoformat()}); until then, message the supplier")
         if self.paid_amount is None or self.held_amount is None or self.currency is None:
-            raise DomainError("the payment of this order is not recorded yet; try again shortly")
+            raise NotYet("the payment of this order is not recorded here yet; try again shortly")
         disputed = disputed_amount(requested, amount, held=self.held_amount,
                                    paid=self.paid_amount, currency=self.currency)
         check_evidence(evidence)

@@ -36,3 +36,13 @@ class TooManyRequests(DomainError):
     def __init__(self, detail: str, *, retry_after: timedelta | None) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class NotYet(DomainError):
+    """The action needs a fact this service has not received yet from another (events of
+    different topics arrive in any order): nothing was done, and the same request will
+    succeed shortly."""
+
+    def __init__(self, detail: str, *, retry_after: timedelta = timedelta(seconds=2)) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

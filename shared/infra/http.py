@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.contracts.parties import Role
-from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, TooManyRequests
+from shared.domain.errors import DomainError, InvalidRequest, NotFound, NotPermitted, NotYet, TooManyRequests
 from shared.infra import context, telemetry
 from shared.infra.auth import Unauthenticated, verifier_of
 from shared.infra.metrics import HttpMetrics
@@ -112,6 +112,7 @@ PROBLEMS: Problems = {
     NotPermitted: (403, "Not permitted"),
     NotFound: (404, "Not found"),
     TooManyRequests: (429, "Too many requests"),
+    NotYet: (503, "Not yet: try again shortly"),
     Unauthenticated: (401, "Authentication required"),
 }
 

@@ -1,6 +1,7 @@
 """The dispute service's HTTP routes: problem details with fields, the attachment download."""
 
 import base64
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -34,8 +35,17 @@ async def _ready():
     return {}
 
 
-@pytest.fixture
-async def api():
+FUNDED = EscrowFunded(order_id="ord-1", parties=PARTIES, amount=100_000, currency="USD",
+                      method=PaymentMethod.BANK_TRANSFER)
+DISPATCHED = ShipmentDispatched(order_id="ord-1", parties=PARTIES, carrier=Carrier.FEDEX,
+                                tracking_number="123456789012", ship_date=date(2026, 1, 5),
+                                dispatched_at=datetime(2026, 1, 5, 9, tzinfo=UTC))
+
+
+@asynccontextmanager
+async def dispute_api(*events: EscrowFunded | ShipmentDispatched):
+    """The dispute service's routes over a service that has handled ``events``; yields the
+    client, the clock, the parties' tokens and a function handling one more event."""
     settings = DisputeSettings()
     clock = ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
 
@@ -46,13 +56,12 @@ async def api():
     service = DisputeService(runner, AttachmentStore(memory_collection("dispute_attachments")), settings)
     app = create_app(title="dispute", description="", settings=settings, ready=_ready)
     app.include_router(router(service))
-    for event in (EscrowFunded(order_id="ord-1", parties=PARTIES, amount=100_000, currency="USD",
-                               method=PaymentMethod.BANK_TRANSFER),
-                  ShipmentDispatched(order_id="ord-1", parties=PARTIES, carrier=Carrier.FEDEX,
-                                     tracking_number="123456789012", ship_date=date(2026, 1, 5),
-                                     dispatched_at=clock.now())):
+
+    async def handle(event: EscrowFunded | ShipmentDispatched) -> None:
         env = Envelope.wrap(event, occurred_at=clock.now())
         await subscriptions(service)[type(event)](env, event)
+    for event in events:
+        await handle(event)
     secret = settings.auth_secret.get_secret_value()
     tokens = {name: {"authorization": f"Bearer {mint_token(secret, party, role)}"}
               for name, party, role in [("buyer", "buyer-1", Role.BUYER),
@@ -60,6 +69,12 @@ async def api():
                                         ("agent", "agent-7", Role.AGENT)]}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://dispute") as client:
+        yield client, clock, tokens, handle
+
+
+@pytest.fixture
+async def api():
+    async with dispute_api(FUNDED, DISPATCHED) as (client, clock, tokens, _handle):
         yield client, clock, tokens
 
 
@@ -206,3 +221,17 @@ async def test_a_statement_needs_an_open_dispute_and_a_party(api):
     r = await client.post("/orders/ord-1/dispute/statements", json=statement,
                           headers=tokens["buyer"])
     assert r.status_code == 409 and "withdrew" in r.json()["detail"]
+
+
+async def test_a_dispute_before_the_payment_is_known_here_is_not_yet_and_retryable():
+    """Dispatch and payment come on different topics: the dispatch may arrive first. The
+    buyer is told to try again (503 with Retry-After; nothing was done), not refused."""
+    async with dispute_api(DISPATCHED) as (client, clock, tokens, handle):
+        clock.advance(OPENS_AT - clock.now())
+        r = await client.post("/orders/ord-1/dispute", json=DISPUTE, headers=tokens["buyer"])
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) >= 1 and "try again" in r.json()["detail"]
+
+        await handle(FUNDED)
+        r = await client.post("/orders/ord-1/dispute", json=DISPUTE, headers=tokens["buyer"])
+        assert r.status_code < 300, r.text

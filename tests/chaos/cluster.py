@@ -9,6 +9,7 @@ import asyncio
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +56,22 @@ class Cluster:
     service_env: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    replica_ports: list[int] = field(default_factory=list)  # default: from base_port on
+
+    def use_free_ports(self) -> None:
+        """Every server and replica on a port that is free now (held open together, so no
+        two are the same)."""
+        replicas = len(SERVICES) * self.replicas_per_service
+        sockets = [socket.socket() for _ in range(len(self.ports) + replicas)]
+        try:
+            for s in sockets:
+                s.bind(("127.0.0.1", 0))
+            free = [s.getsockname()[1] for s in sockets]
+        finally:
+            for s in sockets:
+                s.close()
+        self.ports = dict(zip(self.ports, free, strict=False))
+        self.replica_ports = free[len(self.ports):]
 
     # --- the servers -----------------------------------------------------------------------
 
@@ -98,7 +115,28 @@ class Cluster:
             self.log.append(f"kill -9 server {name} (pid {pid})")
         await asyncio.sleep(down_for)  # the outage itself, not a synchronisation
         await self._infra("up")
-        self.log.append(f"server {name} back")
+        self.log.append(f"server {name} back (pid {self.server_pid(name)})")
+
+    async def smtp_refuses(self, seconds: float) -> None:
+        """The SMTP server answers every mail 451 for ``seconds`` (mailbox.py refuses while
+        its ``.refuse`` file exists), and is killed -9 and restarted half-way, while refusing:
+        a mail it had taken but not yet acknowledged would be ambiguous to any sender."""
+        refuse = Path(read_env(self.run_dir / "infra.env")["MAILBOX_DIR"]) / ".refuse"
+        refuse.touch()
+        self.log.append(f"server mailbox refuses mail for {seconds:.0f} s")
+        try:
+            await asyncio.sleep(seconds / 2)  # the outage itself, not a synchronisation
+            await self.restart_server("mailbox")
+            await asyncio.sleep(seconds / 2)
+        finally:
+            refuse.unlink()
+        self.log.append("server mailbox takes mail again")
+
+    def servers_down(self) -> list[str]:
+        """The servers of this run whose process is gone (each must outlive the run)."""
+        return [name for name in ("kafka", "mongo", "mailbox")
+                if not (pid := self.server_pid(name)) or not Path(f"/proc/{pid}").exists()
+                or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"]
 
     async def stop_servers(self) -> None:
         await self._infra("down")
@@ -107,12 +145,11 @@ class Cluster:
 
     def start_services(self, servers: dict[str, str]) -> None:
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        port = self.base_port
+        ports = iter(self.replica_ports or range(self.base_port, self.base_port + 1000))
         for service in SERVICES:
             for index in range(self.replicas_per_service):
-                replica = Replica(service, index, port, self.run_dir / "logs" / f"{service}-{index}.log")
+                replica = Replica(service, index, next(ports), self.run_dir / "logs" / f"{service}-{index}.log")
                 self.replicas.append(replica)
-                port += 1
         self._servers = servers
         for replica in self.replicas:
             self._spawn(replica, servers)
@@ -157,18 +194,12 @@ class Cluster:
         self._spawn(replica, self._servers)
         await self.wait_ready([replica])
 
-    async def chaos_monkey(self, kills: int, every: tuple[float, float], rng: random.Random,
-                           stop: asyncio.Event) -> int:
-        """Kill -9 a random replica every few seconds (and restart it) until ``kills`` were
-        done or ``stop`` is set; returns how many were done."""
+    async def chaos_monkey(self, kills: int, every: tuple[float, float], rng: random.Random) -> int:
+        """Kill -9 a random replica every few seconds and restart it, ``kills`` times; returns
+        how many were done."""
         done = 0
-        while done < kills and not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=rng.uniform(*every))
-            except TimeoutError:
-                pass
-            if stop.is_set():
-                break
+        while done < kills:
+            await asyncio.sleep(rng.uniform(*every))  # a random moment, not a synchronisation
             await self.kill_and_restart(rng.choice(self.replicas), down_for=rng.uniform(0.2, 2.0))
             done += 1
         return done

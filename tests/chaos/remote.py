@@ -29,24 +29,30 @@ class Counters:
 
 
 class FailoverTransport(httpx.AsyncBaseTransport):
-    """Sends each request to a random replica of one service; on a broken connection it tries
-    another, up to ``attempts`` times. Every POST carries an Idempotency-Key that stays the
-    same across the attempts, so a retried request the service already took is answered, not
-    done twice."""
+    """Sends each request to a random replica of one service; on a broken connection, or an
+    answer that says "try again" (502, 503, 504: a replica or a server restarting, a fact
+    not arrived yet), it tries again, on another replica, until ``patience`` seconds have
+    passed. Every POST carries an Idempotency-Key that stays the same across the attempts,
+    so a retried request the service already took is answered, not done twice."""
 
     def __init__(self, urls: list[str], counters: Counters, rng: random.Random,
-                 inner: httpx.AsyncHTTPTransport, attempts: int = 40) -> None:
+                 inner: httpx.AsyncHTTPTransport, patience: float = 180.0) -> None:
         self._urls = urls
         self._counters = counters
         self._rng = rng
-        self._attempts = attempts
+        self._patience = patience
         self._inner = inner  # shared by every client: one connection pool, one TLS context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and "idempotency-key" not in request.headers:
             request.headers["idempotency-key"] = uuid.uuid4().hex
         body = await request.aread()
-        for attempt in range(self._attempts):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._patience
+        attempt = 0
+        while loop.time() < deadline:
+            attempt += 1
+            wait = min(0.1 * attempt, 1.0)
             base = httpx.URL(self._rng.choice(self._urls))
             attempt_request = httpx.Request(
                 request.method, request.url.copy_with(scheme=base.scheme, host=base.host, port=base.port),
@@ -64,10 +70,12 @@ class FailoverTransport(httpx.AsyncBaseTransport):
                 await response.aread()
                 self._counters.server_errors.append(
                     f"{request.method} {request.url.path}: {response.status_code} {response.text[:300]}")
-                if response.status_code not in (502, 503, 504) and attempt >= 2:
+                if response.status_code not in (502, 503, 504):
                     return response
-            await asyncio.sleep(min(0.1 * (attempt + 1), 1.0))  # back off before the next replica
-        raise httpx.ConnectError(f"no replica answered {request.method} {request.url.path}")
+                wait = max(wait, min(float(response.headers.get("retry-after", 0) or 0), 5.0))
+            await asyncio.sleep(wait)  # back off before the next attempt
+        raise httpx.ConnectError(f"no replica answered {request.method} {request.url.path} "
+                                 f"within {self._patience:.0f} s")
 
     async def aclose(self) -> None:
         """The shared pool outlives each client."""

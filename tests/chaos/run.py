@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
@@ -108,50 +108,67 @@ async def play(trade: Trade, scenario: Scenario, later: Later, gate: asyncio.Sem
 
 # --- faults -----------------------------------------------------------------------------
 
+async def inject_malformed(producer: AIOKafkaProducer, sources: list[str], count: int) -> int:
+    """Malformed messages on every event topic: half not JSON, half JSON that is no event."""
+    for n in range(count):
+        topic = sources[n % len(sources)]
+        body = (b"{not json " + f"{MARKER}-{n}".encode()) if n % 2 else json.dumps(
+            {"event_type": "order.placed", "marker": f"{MARKER}-{n}"}).encode()
+        await producer.send_and_wait(topic, body, key=f"{MARKER}-{n}".encode())
+    return count
+
+
+async def read_events(kafka: str, parts: list[TopicPartition], wanted: int,
+                      timeout: float) -> list[ConsumerRecord]:
+    """Real events of the event topics, read from their first offsets until ``wanted`` were
+    seen (the trades keep publishing, so waiting a little finds more); fails at the deadline."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    await consumer.start()
+    events: list[ConsumerRecord] = []
+    try:
+        consumer.assign(parts)
+        for part in parts:
+            consumer.seek(part, 0)  # explicit offsets: no group, no reset policy, no rebalance
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(events) < wanted:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{len(events)} events on the event topics after {timeout:.0f} s, "
+                                   f"{wanted} wanted for the duplicates")
+            batch = await consumer.getmany(*parts, timeout_ms=1000)
+            events += [m for ms in batch.values() for m in ms if MARKER.encode() not in (m.value or b"")]
+    finally:
+        await consumer.stop()
+    return events
+
+
 async def inject(kafka: str, topics: Topics, size: Size, rng: random.Random) -> dict[str, int]:
-    """Malformed messages on every event topic, and copies of real events (a redelivery)."""
+    """Malformed messages, and copies of real events (a redelivery: each consumer must see
+    them as already handled)."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka)
     await producer.start()
-    injected = {"malformed": 0, "duplicated": 0}
     try:
         sources = topics.all_event_topics()
-        for n in range(size.malformed):
-            topic = sources[n % len(sources)]
-            body = (b"{not json " + f"{MARKER}-{n}".encode()) if n % 2 else json.dumps(
-                {"event_type": "order.placed", "marker": f"{MARKER}-{n}"}).encode()
-            await producer.send_and_wait(topic, body, key=f"{MARKER}-{n}".encode())
-            injected["malformed"] += 1
-        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            copies = []
-            for topic in sources:
-                parts = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
-                consumer.assign(parts)
-                await consumer.seek_to_beginning(*parts)
-                batch = await consumer.getmany(*parts, timeout_ms=2000, max_records=200)
-                copies += [m for ms in batch.values() for m in ms
-                           if MARKER.encode() not in (m.value or b"")]
-            for message in rng.sample(copies, min(size.duplicates, len(copies))):
-                await producer.send_and_wait(message.topic, message.value, key=message.key,
-                                             headers=list(message.headers or []))
-                injected["duplicated"] += 1
-        finally:
-            await consumer.stop()
+        malformed = await inject_malformed(producer, sources, size.malformed)
+        parts = [TopicPartition(topic, p) for topic in sources for p in await producer.partitions_for(topic)]
+        events = await read_events(kafka, parts, 3 * size.duplicates, timeout=180)
+        for message in rng.sample(events, size.duplicates):
+            await producer.send_and_wait(message.topic, message.value, key=message.key,
+                                         headers=list(message.headers or []))
     finally:
         await producer.stop()
-    return injected
+    return {"malformed": malformed, "duplicated": size.duplicates}
 
 
 async def faults(cluster: Cluster, kafka: str, topics: Topics, size: Size, rng: random.Random,
-                 stop: asyncio.Event, done: dict[str, object], report: Report) -> None:
-    monkey = asyncio.create_task(cluster.chaos_monkey(size.kills, (1.0, 4.0), rng, stop))
+                 done: dict[str, object], report: Report) -> None:
+    """Every fault the size asks for, while the trades run; the run checks after that they
+    were all done (a run cannot prove what it did not do)."""
+    monkey = asyncio.create_task(cluster.chaos_monkey(size.kills, (1.0, 4.0), rng))
     try:
-        await asyncio.sleep(3)  # let trades get going before the first server fault
         done.update(await inject(kafka, topics, size, rng))
         if size.restart_broker:
             await cluster.restart_server("kafka", down_for=3)
-        await cluster.restart_server("mailbox", down_for=size.smtp_outage)
+        await cluster.smtp_refuses(size.smtp_outage)
         if size.restart_database:
             await cluster.restart_server(cluster.database_server(), down_for=2)
     except Exception as exc:  # the run cannot prove what it did not do: a failure of the run
@@ -160,6 +177,16 @@ async def faults(cluster: Cluster, kafka: str, topics: Topics, size: Size, rng: 
 
 
 # --- checks -----------------------------------------------------------------------------
+
+def check_faults_done(size: Size, done: dict[str, object], cluster: Cluster, report: Report) -> None:
+    """The run did every fault it claims, and every server outlived its restart."""
+    wanted = {"kills": size.kills, "malformed": size.malformed, "duplicated": size.duplicates}
+    short = {k: (done.get(k, 0), v) for k, v in wanted.items() if done.get(k, 0) != v}
+    if short:
+        report.failures.append(f"faults not done as asked (done, asked): {short}")
+    for server in cluster.servers_down():
+        report.failures.append(f"server {server} is not running at the end of the run")
+
 
 async def check_trade(outcome: Outcome, report: Report) -> None:
     trade, expected = outcome.trade, outcome.expected
@@ -213,7 +240,7 @@ async def check_emails(outcomes: list[Outcome], platform: RemotePlatform, report
         return len(emails)
 
     jobs = sum(await asyncio.gather(*(check(o.trade) for o in outcomes if o.trade.order_id)))
-    report.figures["emails"] = f"{jobs} recorded by notify, each received once by the SMTP server"
+    report.figures["emails"] = f"{jobs} recorded by notify and checked received once by the SMTP server"
 
 
 async def behind(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
@@ -254,13 +281,17 @@ async def check_dead_letters(kafka: str, topics: Topics, injected: int, report: 
         await producer.stop()
     if len(found) != injected:
         report.failures.append(f"{injected} malformed messages injected, {len(found)} dead-lettered")
-    report.figures["dead letters"] = f"{sum(len(v) for v in found.values())} (of {injected} injected)"
+    report.figures["dead letters"] = (f"{len(found)} of {injected} malformed messages, each with its reason "
+                                      f"({sum(len(v) for v in found.values())} over the services that "
+                                      "consume its topic); nothing else")
 
 
 # --- the run ----------------------------------------------------------------------------
 
 async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
-              progress: bool = True) -> Report:
+              progress: bool = True, free_ports: bool = False) -> Report:
+    """``free_ports``: servers and replicas on ports free right now instead of the fixed ones
+    (29092, 29017, 29025, 29080, 29100...), so the run can share a machine with another."""
     rng = random.Random(size.seed)
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix="escrow-chaos-"))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,24 +300,27 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
         "ESCROW_ENV": "development", "CLOCK_OFFSET_FILE": str(clock_file),
         "OUTBOX_SWEEP_SECONDS": "1", "DEADLINE_SWEEP_SECONDS": "1",
         "NOTIFY_SEND_INTERVAL_SECONDS": "0.5", "INSTRUCTION_SWEEP_SECONDS": "1",
-        "DISPUTE_OPENS_AFTER": "0", "LOG_LEVEL": "WARNING"})
+        "DISPUTE_OPENS_AFTER": "0", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"})
+    if free_ports:
+        cluster.use_free_ports()
     report = Report(size)
     started = time.monotonic()
+    saved = os.environ.get("ESCROW_ENV"), platform_support.DEFAULT_TIMEOUT
     os.environ["ESCROW_ENV"] = "development"  # the driver signs bank notifications with dev keys
-    servers = await cluster.start_servers()
     platform_support.DEFAULT_TIMEOUT = 180.0  # under chaos a step may wait out a restart
     try:
+        servers = await cluster.start_servers()
         clock = OffsetClock(clock_file)
         cluster.start_services(servers)
         await cluster.wait_ready()
         platform = RemotePlatform(cluster, clock, Path(servers["MAILBOX_DIR"]), size.seed)
         topics = Topics("escrow")
-        later, stop, done = Later(), asyncio.Event(), {}
+        later, done = Later(), {}
         gate = asyncio.Semaphore(size.concurrency)
         plays = [asyncio.create_task(play(Trade(platform), SCENARIOS[i % len(SCENARIOS)], later, gate))
                  for i in range(size.trades)]
         chaos = asyncio.create_task(faults(cluster, servers["KAFKA_BOOTSTRAP_SERVERS"], topics, size,
-                                           rng, stop, done, report))
+                                           rng, done, report))
         last = 0.0
         while sum(p.done() for p in plays) + later.waiting < size.trades:
             await asyncio.sleep(0.5)  # progress check of this run's own tasks
@@ -301,9 +335,9 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
         later.event.set()
         outcomes = await asyncio.gather(*plays)
         report.outcomes = outcomes
-        stop.set()
         await chaos
         report.figures.update(done)
+        check_faults_done(size, done, cluster, report)
         report.figures["server faults"] = "; ".join(line for line in cluster.log if "server" in line)
         await asyncio.gather(*(check_trade(outcome, report) for outcome in outcomes))
         for check in (check_emails(outcomes, platform, report),
@@ -316,14 +350,22 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
         report.figures["paths"] = dict(Counter(o.scenario for o in outcomes))
         report.figures["requests failed over"] = (f"{platform.counters.failovers} "
                                                   f"({platform.counters.ambiguous} after sending)")
-        report.figures["5xx answers"] = len(platform.counters.server_errors)
+        report.figures["5xx answers (retried: 502/503/504)"] = dict(Counter(
+            e.split(": ", 1)[1].split(" ", 1)[0] for e in platform.counters.server_errors))
         report.figures["duration"] = f"{time.monotonic() - started:.0f} s"
+        report.figures["load average (1, 5, 15 min) at the end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
         # 503 while a server restarts is an honest "try again"; a 500 never is.
-        for error in [e for e in platform.counters.server_errors if ": 500 " in e][:5]:
-            report.failures.append(f"a 500 answer: {error}")
+        for error in [e for e in platform.counters.server_errors
+                      if e.split(": ", 1)[1][:3] not in ("502", "503", "504")][:5]:
+            report.failures.append(f"a 5xx answer that is no 'try again': {error}")
     finally:
         cluster.stop_services()
         await cluster.stop_servers()
+        platform_support.DEFAULT_TIMEOUT = saved[1]
+        if saved[0] is None:
+            os.environ.pop("ESCROW_ENV", None)
+        else:
+            os.environ["ESCROW_ENV"] = saved[0]
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     return report

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,7 @@ class Cluster:
     replicas: list[Replica] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     replica_ports: list[int] = field(default_factory=list)  # default: from base_port on
+    kills: list[tuple[str, datetime]] = field(default_factory=list)  # replica, when (UTC)
 
     def use_free_ports(self) -> None:
         """Every server and replica on a port that is free now (held open together, so no
@@ -189,6 +191,7 @@ class Cluster:
         assert replica.process is not None
         replica.process.send_signal(signal.SIGKILL)
         replica.process.wait()
+        self.kills.append((replica.name, datetime.now(UTC)))
         self.log.append(f"kill -9 {replica.name} (pid {replica.process.pid})")
         await asyncio.sleep(down_for)  # the outage itself, not a synchronisation
         self._spawn(replica, self._servers)

@@ -9,6 +9,7 @@
 #   `up --with-ferretdb`
 #
 # Usage: deploy/local/infra.sh up [--with-ferretdb] | down [--purge] | status | env [--export]
+#        | prune [--older-than MINUTES]
 #
 # Binaries and jars are built once into a cache outside the repo,
 #   ${ESCROW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/escrow-platform}
@@ -661,6 +662,18 @@ cmd_env() {
   fi
 }
 
+cmd_prune() {
+  # Test runs leave their topics and databases behind; on a long-lived server they pile up
+  # until the broker runs out of file descriptors (deploy/local/prune.py says more).
+  [[ -f "$ENV_FILE" ]] || die "no $ENV_FILE: the infrastructure is not up; run '$PROG up' first"
+  local older_than=30
+  if [[ "${1:-}" == "--older-than" ]]; then older_than="${2:?--older-than needs minutes}"; fi
+  local mongodb_url
+  mongodb_url="$(sed -n 's/^MONGODB_URL=//p' "$ENV_FILE")"
+  "$VENV_PY" "$SCRIPT_DIR/prune.py" --kafka "$KAFKA_BOOTSTRAP" --data-dir "$RUN_DIR/kafka/data" \
+    --mongodb-url "$mongodb_url" --older-than "$older_than"
+}
+
 usage() {
   cat <<EOF
 Usage: $PROG COMMAND
@@ -675,6 +688,9 @@ Usage: $PROG COMMAND
                   their data, mail and logs under .run/
   status          which servers run and answer (exit 0 when all do, 3 otherwise)
   env [--export]  print .run/infra.env (with --export: as shell export lines)
+  prune [--older-than MINUTES]
+                  delete the topics and databases test runs left behind, of runs idle for
+                  longer than MINUTES (30); a long-lived server needs it now and then
 
 Environment: INFRA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT MONGO_PORT MONGO_STORAGE
              (fsync | nofsync | memory) FERRETDB_PORT INFRA_WITH_FERRETDB SMTP_PORT
@@ -693,6 +709,7 @@ main() {
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
     env) cmd_env "$@" ;;
+    prune) cmd_prune "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 64 ;;
   esac

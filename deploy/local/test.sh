@@ -16,8 +16,19 @@ done
 MONGO_STORAGE="${MONGO_STORAGE:-nofsync}" bash deploy/local/infra.sh up || exit 1
 set -a; . "$RUN_DIR/infra.env"; set +a
 
-.venv/bin/pytest "$@"
+# The card-number scan (issue 8; tests/support/card_scan.py, docs/card-scan.md): what exists
+# before the run is noted, and after it every topic, database, log line and mail the run
+# added is scanned for card numbers and security codes; a finding fails the run. pytest
+# writes every log record (INFO and up) and each test's captured output for it to read.
+TEST_LOGS="$RUN_DIR/test-logs"
+rm -rf "$TEST_LOGS" && mkdir -p "$TEST_LOGS"
+.venv/bin/python -m tests.support.card_scan snapshot "$TEST_LOGS/before-run.json" || exit 1
+
+.venv/bin/pytest --log-file="$TEST_LOGS/pytest.log" --log-file-level=INFO \
+  -o junit_logging=all --junitxml="$TEST_LOGS/junit.xml" "$@"
 rc=$?
+.venv/bin/python -m tests.support.card_scan scan "$TEST_LOGS/before-run.json" \
+  "$TEST_LOGS/pytest.log" "$TEST_LOGS/junit.xml" "$RUN_DIR/logs" || rc=1
 
 if [[ $was_running == 0 ]]; then bash deploy/local/infra.sh down; fi
 exit $rc

@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
-from tests.chaos.run import SMALL, Size, run
+from tests.chaos.run import SMALL, Report, Size, run
+
+
+async def until_terminated(work: Coroutine[Any, Any, Report]) -> Report:
+    """SIGTERM cancels the run like Ctrl-C does, so it still stops its servers and replicas."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
 
 
 def main() -> None:
@@ -22,7 +32,7 @@ def main() -> None:
     size = dataclasses.replace(SMALL if args.small else Size(), **{
         f.name: getattr(args, f.name) for f in dataclasses.fields(Size)
         if getattr(args, f.name) is not None})
-    report = asyncio.run(run(size, args.run_dir, keep=args.run_dir is not None))
+    report = asyncio.run(until_terminated(run(size, args.run_dir, keep=args.run_dir is not None)))
     print(report.text())
     sys.exit(0 if report.ok else 1)
 

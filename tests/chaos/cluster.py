@@ -196,15 +196,20 @@ class Cluster:
         await asyncio.sleep(down_for)  # the outage itself, not a synchronisation
         self._spawn(replica, self._servers)
         await self.wait_ready([replica])
+        self.log.append(f"{replica.name} ready again (pid {replica.process.pid})")
 
     async def chaos_monkey(self, kills: int, every: tuple[float, float], rng: random.Random) -> int:
         """Kill -9 a random replica every few seconds and restart it, ``kills`` times; returns
         how many were done."""
         done = 0
-        while done < kills:
-            await asyncio.sleep(rng.uniform(*every))  # a random moment, not a synchronisation
-            await self.kill_and_restart(rng.choice(self.replicas), down_for=rng.uniform(0.2, 2.0))
-            done += 1
+        try:
+            while done < kills:
+                await asyncio.sleep(rng.uniform(*every))  # a random moment, not a synchronisation
+                await self.kill_and_restart(rng.choice(self.replicas), down_for=rng.uniform(0.2, 2.0))
+                done += 1
+        except BaseException as exc:
+            self.log.append(f"the monkey stopped after {done} kills: {type(exc).__name__}: {exc}")
+            raise
         return done
 
     def stop_services(self) -> None:

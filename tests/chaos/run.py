@@ -54,15 +54,22 @@ SMALL = Size(trades=26, concurrency=26, kills=5, smtp_outage=10.0, malformed=4, 
 
 
 class Later:
-    """Where deadline paths wait until the run moves the clock; counts who waits."""
+    """Where deadline paths wait until the run moves the clock; counts who waits. A trade
+    waiting here gives its place in ``gate`` to another (or the waiting ones, more than the
+    gate holds, would keep the others out forever)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: asyncio.Semaphore) -> None:
         self.event = asyncio.Event()
+        self.gate = gate
         self.waiting = 0
 
     async def wait(self) -> None:
         self.waiting += 1
-        await self.event.wait()
+        self.gate.release()
+        try:
+            await self.event.wait()
+        finally:
+            await self.gate.acquire()
 
     def is_set(self) -> bool:
         return self.event.is_set()
@@ -176,7 +183,11 @@ async def faults(cluster: Cluster, kafka: str, topics: Topics, size: Size, rng: 
             await cluster.restart_server(cluster.database_server(), down_for=2)
     except Exception as exc:  # the run cannot prove what it did not do: a failure of the run
         report.failures.append(f"injecting faults failed: {type(exc).__name__}: {exc}")
-    done["kills"] = await monkey
+    try:
+        done["kills"] = await monkey
+    except Exception as exc:
+        report.failures.append(f"killing and restarting replicas failed: {type(exc).__name__}: {exc}")
+        done["kills"] = sum(1 for _ in cluster.kills)
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -361,8 +372,8 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
         await cluster.wait_ready()
         platform = RemotePlatform(cluster, clock, Path(servers["MAILBOX_DIR"]), size.seed)
         topics = Topics("escrow")
-        later, done = Later(), {}
         gate = asyncio.Semaphore(size.concurrency)
+        later, done = Later(gate), {}
         plays = [asyncio.create_task(play(Trade(platform), SCENARIOS[i % len(SCENARIOS)], later, gate))
                  for i in range(size.trades)]
         chaos = asyncio.create_task(faults(cluster, servers["KAFKA_BOOTSTRAP_SERVERS"], topics, size,
@@ -375,7 +386,8 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
                 failed = sum(1 for p in plays if p.done() and p.result().error)
                 print(f"  {time.monotonic() - started:5.0f} s: {sum(p.done() for p in plays)} trades over "
                       f"({failed} failed), {later.waiting} waiting for their deadline; "
-                      f"{len(cluster.log)} faults so far", flush=True)
+                      f"{len(cluster.kills)} kills; last fault: {cluster.log[-1] if cluster.log else '-'}",
+                      flush=True)
         report.figures["before the clock moved"] = f"{time.monotonic() - started:.0f} s"
         clock.advance(timedelta(days=60))
         later.event.set()

@@ -5,8 +5,10 @@ fails over to another when the connection breaks, as a load balancer would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from shared.infra.auth import mint_token
 from shared.infra.settings import DEV_AUTH_SECRET
 
 from tests.chaos.cluster import Cluster
-from tests.support.infra import Mailbox
+from tests.support.infra import Mail, Mailbox
 
 
 @dataclass
@@ -97,9 +99,48 @@ class OffsetClock:
         self.path.write_text(str(self.offset.total_seconds()))
 
 
+class TailingMailbox(Mailbox):
+    """Reads only what the SMTP server appended to its index since the last read, and keeps
+    the entries by recipient and by order. Hundreds of trades poll it at once; re-reading the
+    whole index each time took the driver's CPU and stalled the run (its kills included)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self._offset = 0
+        self._by_order: dict[str, list[dict]] = defaultdict(list)
+        self._by_address: dict[str, list[dict]] = defaultdict(list)
+
+    def _read_new(self) -> None:
+        index = self.directory / "index.jsonl"
+        if not index.exists():
+            return
+        with index.open("rb") as file:
+            file.seek(self._offset)
+            data = file.read()
+        whole = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next read
+        self._offset += len(whole)
+        for line in whole.splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                self._by_order[entry.get("x_escrow_order_id") or ""].append(entry)
+                for address in entry["rcpt_tos"]:
+                    self._by_address[address].append(entry)
+
+    def entries_for_order(self, order_id: str) -> list[dict]:
+        self._read_new()
+        return list(self._by_order[order_id])
+
+    def for_order(self, order_id: str) -> list[Mail]:
+        return [self._mail(e) for e in self.entries_for_order(order_id)]
+
+    def to(self, address: str) -> list[Mail]:
+        self._read_new()
+        return [self._mail(e) for e in self._by_address[address]]
+
+
 @dataclass
 class RemoteInfra:
-    mailbox: Mailbox
+    mailbox: TailingMailbox
 
 
 class RemotePlatform:
@@ -108,7 +149,7 @@ class RemotePlatform:
     def __init__(self, cluster: Cluster, clock: OffsetClock, mail_dir: Path, seed: int) -> None:
         self.cluster = cluster
         self.clock = clock
-        self.infra = RemoteInfra(Mailbox(mail_dir))
+        self.infra = RemoteInfra(TailingMailbox(mail_dir))
         self.counters = Counters()
         self._rng = random.Random(seed)
         self._pool = httpx.AsyncHTTPTransport()

@@ -28,7 +28,7 @@ from shared.contracts.parties import Role
 from shared.contracts.topics import Service, Topics
 
 from tests.chaos.cluster import Cluster
-from tests.chaos.remote import OffsetClock, RemotePlatform
+from tests.chaos.remote import OffsetClock, RemotePlatform, TailingMailbox
 from tests.chaos.scenarios import AGENT, SCENARIOS, Expected, Scenario
 from tests.support import platform as platform_support
 from tests.support.platform import eventually
@@ -232,18 +232,11 @@ class Received:
     message_id: str
 
 
-def received_mails(mail_dir: Path, order_id: str) -> dict[tuple[str, str], list[Received]]:
+def received_mails(mailbox: TailingMailbox, order_id: str) -> dict[tuple[str, str], list[Received]]:
     """What the SMTP server kept for one order, per (event, recipient), oldest first."""
-    index = mail_dir / "index.jsonl"
-    lines = index.read_text().splitlines(keepends=True) if index.exists() else []
     got: dict[tuple[str, str], list[Received]] = defaultdict(list)
-    for line in lines:
-        if not line.endswith("\n"):
-            continue  # still being written
-        entry = json.loads(line)
-        if entry.get("x_escrow_order_id") != order_id:
-            continue
-        with (mail_dir / entry["file"]).open("rb") as eml:
+    for entry in mailbox.entries_for_order(order_id):
+        with (mailbox.directory / entry["file"]).open("rb") as eml:
             headers = BytesHeaderParser(policy=email.policy.default).parse(eml)
         for address in entry["rcpt_tos"]:
             got[(entry.get("x_escrow_event_id", ""), address)].append(
@@ -252,8 +245,8 @@ def received_mails(mail_dir: Path, order_id: str) -> dict[tuple[str, str], list[
     return got
 
 
-async def check_emails(outcomes: list[Outcome], platform: RemotePlatform, mail_dir: Path,
-                       cluster: Cluster, report: Report) -> None:
+async def check_emails(outcomes: list[Outcome], platform: RemotePlatform, cluster: Cluster,
+                       report: Report) -> None:
     """Every email job notify recorded for an order was sent, and the SMTP server got each
     (event, recipient) of the order once: none missing, none unrecorded, never two different
     mails. The one repeat SMTP allows: a notify replica killed -9 after the server took a
@@ -264,7 +257,7 @@ async def check_emails(outcomes: list[Outcome], platform: RemotePlatform, mail_d
     repeats: dict[str, int] = {}
 
     async def all_sent(trade: Trade) -> list[dict]:
-        got = received_mails(mail_dir, trade.order_id)
+        got = received_mails(platform.infra.mailbox, trade.order_id)
         response = await trade.call("notify", "GET", f"/orders/{trade.order_id}/emails", AGENT,
                                     Role.AGENT)
         emails = response.json()
@@ -398,7 +391,7 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
         check_faults_done(size, done, cluster, report)
         report.figures["server faults"] = "; ".join(line for line in cluster.log if "server" in line)
         await asyncio.gather(*(check_trade(outcome, report) for outcome in outcomes))
-        for check in (check_emails(outcomes, platform, Path(servers["MAILBOX_DIR"]), cluster, report),
+        for check in (check_emails(outcomes, platform, cluster, report),
                       check_dead_letters(servers["KAFKA_BOOTSTRAP_SERVERS"], topics,
                                          int(done.get("malformed", 0)), report)):
             try:

@@ -357,7 +357,10 @@ async def run(size: Size, run_dir: Path | None = None, keep: bool = False,
     started = time.monotonic()
     saved = os.environ.get("ESCROW_ENV"), platform_support.DEFAULT_TIMEOUT
     os.environ["ESCROW_ENV"] = "development"  # the driver signs bank notifications with dev keys
-    platform_support.DEFAULT_TIMEOUT = 180.0  # under chaos a step may wait out a restart
+    # A party's patience for a step (a mail, a state): under chaos a step may wait out a
+    # restart, and a mail sent during the SMTP outage arrives only at notify's next retry,
+    # which backs off (5 s, doubling): up to about twice the outage after it began.
+    platform_support.DEFAULT_TIMEOUT = max(180.0, 3 * size.smtp_outage + 120)
     try:
         servers = await cluster.start_servers()
         clock = OffsetClock(clock_file)

@@ -54,6 +54,8 @@ class EmailJob(BaseModel):
     # Set while a sender holds the job; an expired lease may be taken over.
     lease_token: str | None = None
     lease_expires_at: AwareDatetime | None = None
+    # The trace context of the handling that decided the mail: its send joins that trace.
+    traceparent: str | None = None
 
 
 def job_id(event_id: str, recipient: Recipient) -> str:
@@ -61,7 +63,7 @@ def job_id(event_id: str, recipient: Recipient) -> str:
 
 
 def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_service_email: str,
-            addresses: Mapping[str, str]) -> list[EmailJob]:
+            addresses: Mapping[str, str], traceparent: str | None = None) -> list[EmailJob]:
     """The mails this event causes, one per recipient of its step. ``addresses`` are the
     parties' verified contact emails by party id; a mail for a party without one waits."""
     step = step_of(event)
@@ -82,5 +84,5 @@ def compose(envelope: Envelope, event: TradeEvent, *, now: datetime, customer_se
             html=mail.html, next_attempt_at=now, created_at=now,
             status=EmailStatus.PENDING if address else EmailStatus.WAITING_FOR_CONTACT,
             buyer_party_id=parties.buyer.party_id, supplier_party_id=parties.supplier.party_id,
-            recipient_party_id=party_id))
+            recipient_party_id=party_id, traceparent=traceparent))
     return jobs

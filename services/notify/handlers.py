@@ -11,6 +11,7 @@ from shared.contracts.envelope import Envelope, TradeEvent, registered_events
 from shared.contracts.parties import Role
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
+from shared.infra import telemetry
 from shared.infra.clock import Clock
 from shared.infra.messaging import EventHandler
 
@@ -54,7 +55,8 @@ class Notifications:
         stored, waiting = 0, []
         for job in compose(envelope, event, now=self.clock.now(),
                            customer_service_email=self.customer_service_email,
-                           addresses=await self.contacts.addresses(parties)):
+                           addresses=await self.contacts.addresses(parties),
+                           traceparent=telemetry.current_traceparent()):
             if not await self.jobs.add(job):
                 log.info("email %s exists already (event delivered again)", job.id)
                 continue

@@ -184,9 +184,10 @@ class EmailSender:
             await self._give_up(job, job.last_error or "the sender stopped while sending")
             return 0
         try:
-            # Its own trace (a sweep sends it, not the event); the order and step say whose.
+            # In the trace of the handling that decided it (the trade's), though a sweep sends it.
             with context.bound(order_id=job.order_id, event_id=job.event_id, event_type=job.event_type), \
                     telemetry.span("smtp send", service="notify", kind=SpanKind.CLIENT,
+                                   traceparent=job.traceparent,
                                    escrow__order_id=job.order_id, escrow__event_id=job.event_id,
                                    escrow__email_step=job.step):
                 await self.transport.send(build_message(job, self.mail_from, self.clock.now()))

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
@@ -71,8 +71,10 @@ class _KeyedLocks:
 
 class AggregateRunner(Generic[A]):
     def __init__(self, store: AggregateStore[A] | InMemoryAggregateStore[A], clock: Clock,
-                 publish: Publish, *, metrics: CollectorRegistry | None = None) -> None:
+                 publish: Publish, *, metrics: CollectorRegistry | None = None,
+                 service: str | None = None) -> None:
         self.store = store
+        self.service = service or store.aggregate_type.__name__.lower()
         self.clock = clock
         self._publish = publish
         self._locks = _KeyedLocks()
@@ -85,17 +87,18 @@ class AggregateRunner(Generic[A]):
         loaded = await self.store.load(order_id)
         return loaded.aggregate if loaded else None
 
-    async def execute(self, order_id: str, action: Action[A], *, cause: Envelope | None = None
-                      ) -> A | None:
+    async def execute(self, order_id: str, action: Action[A], *, cause: Envelope | None = None,
+                      doing: str = "command") -> A | None:
         """Run ``action`` on the order's aggregate (``None`` if there is none yet).
 
         The action returns the aggregate to save, or ``None`` when there is nothing to
         save. It may raise a ``DomainError``; then nothing is saved. With ``cause`` (the
-        consumed event) the action runs at most once per event id.
+        consumed event) the action runs at most once per event id. It runs in the trade's
+        trace (``doing`` names its span when one is needed: shared/infra/telemetry.py).
         """
-        with context.bound(order_id=order_id):
+        with context.bound(order_id=order_id), ExitStack() as in_trade:
             async with self._locks(order_id):
-                saved = await self._execute_locked(order_id, action, cause)
+                saved = await self._execute_locked(order_id, action, cause, in_trade, doing)
                 if saved is not None:
                     await self._publish_saved(*saved)
         return saved[0] if saved is not None else None
@@ -128,12 +131,18 @@ class AggregateRunner(Generic[A]):
         saved = await self.execute(order_id, action, cause=cause)
         return saved if saved is not None else (current[0] if current else None)
 
-    async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None
+    async def _execute_locked(self, order_id: str, action: Action[A], cause: Envelope | None,
+                              in_trade: ExitStack, doing: str
                               ) -> tuple[A, list[OutboxMessage], bool] | None:
         """Load, act, save; the saved aggregate, its new outbox messages, and whether older
-        messages were still waiting in the outbox."""
-        for _ in range(MAX_CONFLICT_RETRIES):
+        messages were still waiting in the outbox. From the first load on, the work runs in
+        the trade's trace (``in_trade`` closes it when the caller is done publishing)."""
+        for attempt in range(MAX_CONFLICT_RETRIES):
             loaded = await self.store.load(order_id)
+            if attempt == 0 and loaded is not None:
+                in_trade.enter_context(telemetry.within(
+                    loaded.trace, f"{self.store.aggregate_type.__name__.lower()} {doing}",
+                    service=self.service, escrow__order_id=order_id))
             if cause is not None and loaded is not None and cause.event_id in loaded.handled:
                 log.info("event %s already handled for order %s", cause.event_id, order_id)
                 return None
@@ -153,9 +162,11 @@ class AggregateRunner(Generic[A]):
                 for event in result.pull_events()
             ]
             handled = (loaded.handled if loaded else []) + ([cause.event_id] if cause else [])
+            # The first save of an order keeps the context it was created in: the trade's.
+            trace = (loaded.trace if loaded else None) or telemetry.current_traceparent()
             try:
                 await self.store.save(result, expected_version=loaded.version if loaded else 0,
-                                      outbox=envelopes, handled=handled)
+                                      outbox=envelopes, handled=handled, trace=trace)
             except ConcurrencyConflict:
                 log.info("order %s changed while saving; retrying", order_id)
                 continue
@@ -214,7 +225,7 @@ class AggregateRunner(Generic[A]):
             aggregate.run_due_deadlines(now)
             return aggregate
 
-        return 1 if await self.execute(order_id, fire) is not None else 0
+        return 1 if await self.execute(order_id, fire, doing="deadlines") is not None else 0
 
 
 async def run_periodically(name: str, interval: float, job: Callable[[], Awaitable[int]]) -> None:

@@ -90,7 +90,7 @@ class ServiceRuntime:
         publisher = EventPublisher(self.broker, self.topics.events(self.service), events.__subclasses__(),
                                    signer=self.authenticator)
         runner = AggregateRunner(AggregateStore(self.database[collection], aggregate_type, due),
-                                 clock, publisher, metrics=self.metrics)
+                                 clock, publisher, metrics=self.metrics, service=str(self.service))
         self.runners.append(runner)
         self.figures.collections.append((collection, clock))
         return runner

@@ -130,7 +130,8 @@ class ServiceSettings(BaseSettings):
     log_format: LogFormat = "json"
     # GET /health/ready answers within this, ready or not.
     readiness_timeout_seconds: float = 0.9
-    # `none` (no tracing, no cost) or `otlp` (spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT).
+    # `none` (no tracing, no cost), `otlp` (spans over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT)
+    # or `console` (spans as JSON on stdout, for a developer's machine).
     tracing: Tracing = "none"
 
     @property

@@ -46,6 +46,7 @@ class Loaded(Generic[A]):
     version: int
     handled: list[str] = field(default_factory=list)
     outbox_pending: bool = False  # messages saved earlier still wait to be published
+    trace: str | None = None  # the trade's trace context, as this service first saw the order
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class OutboxMessage:
 
 
 def _document(aggregate: Aggregate, version: int, handled: list[str],
-              due: DueTimes) -> dict[str, Any]:
+              due: DueTimes, trace: str | None) -> dict[str, Any]:
     return {
+        **({"trace": trace} if trace else {}),
         "version": version,
         "state": aggregate.model_dump(mode="json"),
         "handled": handled[-HANDLED_MEMORY:],
@@ -97,18 +99,18 @@ class AggregateStore(Generic[A]):
 
     def _load(self, doc: dict[str, Any]) -> Loaded[A]:
         return Loaded(self._type.model_validate(doc["state"]), doc["version"], doc.get("handled", []),
-                      bool(doc.get("outbox_pending")))
+                      bool(doc.get("outbox_pending")), doc.get("trace"))
 
     async def load(self, order_id: str) -> Loaded[A] | None:
         doc = await self._collection.find_one({"_id": order_id}, projection={"outbox": 0})
         return self._load(doc) if doc else None
 
     async def save(self, aggregate: A, *, expected_version: int, outbox: list[Envelope],
-                   handled: list[str]) -> int:
+                   handled: list[str], trace: str | None = None) -> int:
         """Save state, append ``outbox`` and return the new version, or raise
         ``ConcurrencyConflict`` if the stored version is no longer ``expected_version``."""
         new_version = expected_version + 1
-        doc = _document(aggregate, new_version, handled, self._due)
+        doc = _document(aggregate, new_version, handled, self._due, trace)
         messages = [OutboxMessage.of(e).__dict__ for e in outbox]
         if expected_version == 0:
             try:
@@ -179,20 +181,20 @@ class InMemoryAggregateStore(Generic[A]):
 
     def _load(self, doc: dict[str, Any]) -> Loaded[A]:
         return Loaded(self._type.model_validate(doc["state"]), doc["version"], list(doc["handled"]),
-                      bool(doc["outbox"]))
+                      bool(doc["outbox"]), doc.get("trace"))
 
     async def load(self, order_id: str) -> Loaded[A] | None:
         doc = self.docs.get(order_id)
         return self._load(copy.deepcopy(doc)) if doc else None
 
     async def save(self, aggregate: A, *, expected_version: int, outbox: list[Envelope],
-                   handled: list[str]) -> int:
+                   handled: list[str], trace: str | None = None) -> int:
         current = self.docs.get(aggregate.order_id)
         if (current["version"] if current else 0) != expected_version:
             raise ConcurrencyConflict(aggregate.order_id)
         pending = (current["outbox"] if current else []) + [OutboxMessage.of(e) for e in outbox]
         self.docs[aggregate.order_id] = {
-            **_document(aggregate, expected_version + 1, handled, self._due), "outbox": pending,
+            **_document(aggregate, expected_version + 1, handled, self._due, trace), "outbox": pending,
             "failing": current.get("failing", {}) if current else {}}
         return expected_version + 1
 

@@ -26,7 +26,7 @@ from shared.domain.aggregate import Aggregate
 from shared.infra import context, telemetry
 from shared.infra.clock import Clock
 from shared.infra.store import DEADLINES, AggregateStore, ConcurrencyConflict, InMemoryAggregateStore, OutboxMessage
-from shared.infra.sweep import Sweep
+from shared.infra.sweep import Sweep, jittered
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +229,13 @@ class AggregateRunner(Generic[A]):
 
 
 async def run_periodically(name: str, interval: float, job: Callable[[], Awaitable[int]]) -> None:
-    """Run ``job`` every ``interval`` seconds until cancelled; a failure is logged and
-    the loop goes on (the next round retries)."""
+    """Run ``job`` about every ``interval`` seconds (jittered: replicas drift apart) until
+    cancelled; a failure is logged and the loop goes on (the next round retries)."""
     while True:
         try:
             await job()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("periodic job %s failed; retrying in %.1fs", name, interval)
-        await asyncio.sleep(interval)
+            log.exception("periodic job %s failed; retrying in about %.1fs", name, interval)
+        await asyncio.sleep(jittered(interval))

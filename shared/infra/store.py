@@ -195,7 +195,8 @@ class InMemoryAggregateStore(Generic[A]):
         pending = (current["outbox"] if current else []) + [OutboxMessage.of(e) for e in outbox]
         self.docs[aggregate.order_id] = {
             **_document(aggregate, expected_version + 1, handled, self._due, trace), "outbox": pending,
-            "failing": current.get("failing", {}) if current else {}}
+            "failing": current.get("failing", {}) if current else {},
+            "lease": current.get("lease", {}) if current else {}}
         return expected_version + 1
 
     async def outbox(self, order_id: str) -> list[OutboxMessage]:

@@ -10,6 +10,15 @@ later: the first retry comes on the next tick, then after 2, 4, 8 ... times
 ``RETRY_BASE`` up to ``RETRY_MAX``, while the other items go on. Operators see failing
 items through a metric (``escrow_sweep_failing_items``) and a query
 (``python -m shared.infra.sweep failing``).
+
+Every replica of a service sweeps, each handling a due item only under a lease: one
+conditional update (still due, and no lease or an expired one) writes
+``lease.<queue> = {owner, until}``, atomic on the database server, so of two replicas that
+read the same due item one takes it and the other goes on with the next. The lease is
+dropped when the attempt is over; a holder that died leaves it to expire (``SWEEP_LEASE``,
+measured in real time, never on the business clock that tests and demos move ahead), and
+the item is then taken again. Periods carry a random jitter (``jittered``) so replicas
+started together do not sweep in step.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,13 +38,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.infra.clock import Clock
+from shared.infra.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
 RETRY_BASE = timedelta(seconds=5)
 RETRY_MAX = timedelta(hours=1)
 SWEEP_LIMIT = 100  # items per tick and queue
+# How long a claimed item is its sweeper's: longer than any attempt takes (a payout's call
+# to the provider has its own shorter timeout); past it, another replica may take it.
+SWEEP_LEASE = timedelta(minutes=2)
+JITTER = 0.2  # periods vary by up to this fraction either way
+
+
+def jittered(interval: float, jitter: float = JITTER, rand: Callable[[], float] = random.random) -> float:
+    """``interval`` moved randomly by up to ``jitter`` of it, either way."""
+    return interval * (1 + jitter * (2 * rand() - 1))
 
 
 def retry_delay(failures: int) -> timedelta:
@@ -65,6 +85,9 @@ class SweepQueue(Protocol):
     name: str
 
     async def due(self, now: datetime, limit: int) -> list[DueItem]: ...
+    async def claim(self, item: DueItem, now: datetime, owner: str, lease_now: datetime,
+                    until: datetime) -> bool: ...
+    async def release(self, item: DueItem, owner: str) -> None: ...
     async def failed(self, item: DueItem, error: str, now: datetime, retry_at: datetime) -> None: ...
     async def recovered(self, item: DueItem) -> None: ...
     async def failing(self, limit: int = 100) -> list[FailingItem]: ...
@@ -88,6 +111,7 @@ class MongoSweepQueue:
         self.name = name
         self._due = f"due.{name}"
         self._failing = f"failing.{name}"
+        self._lease = f"lease.{name}"
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([(self._due, ASCENDING)])
@@ -101,6 +125,19 @@ class MongoSweepQueue:
             entry = doc.get("failing", {}).get(self.name) or {}
             items.append(DueItem(doc["_id"], entry.get("failures", 0), entry.get("since")))
         return items
+
+    async def claim(self, item: DueItem, now: datetime, owner: str, lease_now: datetime,
+                    until: datetime) -> bool:
+        """Take the item if it is still due and nobody holds a live lease on it."""
+        taken = await self.collection.update_one(
+            {"_id": item.id, self._due: {"$ne": None, "$lte": now},
+             "$or": [{self._lease: None}, {f"{self._lease}.until": {"$lte": lease_now}}]},
+            {"$set": {self._lease: {"owner": owner, "until": until}}})
+        return taken.matched_count == 1
+
+    async def release(self, item: DueItem, owner: str) -> None:
+        await self.collection.update_one({"_id": item.id, f"{self._lease}.owner": owner},
+                                         {"$unset": {self._lease: ""}})
 
     async def failed(self, item: DueItem, error: str, now: datetime, retry_at: datetime) -> None:
         await self.collection.update_one({"_id": item.id}, {"$set": {
@@ -138,6 +175,22 @@ class InMemorySweepQueue:
             entry = self.docs[key].get("failing", {}).get(self.name) or {}
             items.append(DueItem(key, entry.get("failures", 0), entry.get("since")))
         return items
+
+    async def claim(self, item: DueItem, now: datetime, owner: str, lease_now: datetime,
+                    until: datetime) -> bool:
+        doc = self.docs.get(item.id)
+        if doc is None or (at := doc.get("due", {}).get(self.name)) is None or at > now:
+            return False
+        held = doc.get("lease", {}).get(self.name)
+        if held is not None and held["until"] > lease_now:
+            return False
+        doc.setdefault("lease", {})[self.name] = {"owner": owner, "until": until}
+        return True
+
+    async def release(self, item: DueItem, owner: str) -> None:
+        leases = self.docs.get(item.id, {}).get("lease", {})
+        if leases.get(self.name, {}).get("owner") == owner:
+            del leases[self.name]
 
     async def failed(self, item: DueItem, error: str, now: datetime, retry_at: datetime) -> None:
         doc = self.docs[item.id]
@@ -180,16 +233,22 @@ Attempt = Callable[[str], Awaitable[int]]
 
 class Sweep:
     """One sweep: ``attempt(id)`` works on one due item and returns how much it did; it
-    raises when it failed (then the item is backed off and the sweep goes on)."""
+    raises when it failed (then the item is backed off and the sweep goes on). Each item
+    is attempted under a lease (``lease`` long, on ``lease_clock``), so of all replicas
+    sweeping the same queue one handles it."""
 
     def __init__(self, name: str, queue: SweepQueue, attempt: Attempt,
                  clock: Clock, *, limit: int = SWEEP_LIMIT,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None, lease: timedelta = SWEEP_LEASE,
+                 lease_clock: Clock | None = None) -> None:
         self.name = name
         self.queue = queue
         self.attempt = attempt
         self.clock = clock
         self.limit = limit
+        self.lease = lease
+        self.lease_clock = lease_clock or SystemClock()
+        self.owner = uuid.uuid4().hex  # this sweeper, in this process
         self._metrics = _Metrics.of(registry) if registry is not None else None
         self._counted = False
 
@@ -197,6 +256,10 @@ class Sweep:
         done = 0
         changed = not self._counted
         for item in await self.queue.due(self.clock.now(), self.limit):
+            lease_now = self.lease_clock.now()
+            if not await self.queue.claim(item, self.clock.now(), self.owner, lease_now,
+                                          lease_now + self.lease):
+                continue  # another replica has it, or handled it since it was read
             try:
                 done += await self.attempt(item.id)
             except asyncio.CancelledError:
@@ -208,10 +271,12 @@ class Sweep:
                             item.id, item.failures + 1, retry_at.isoformat(), type(exc).__name__, exc,
                             exc_info=exc if item.failures == 0 else None)
                 await self.queue.failed(item, f"{type(exc).__name__}: {exc}", now, retry_at)
+                await self.queue.release(item, self.owner)
                 if self._metrics:
                     self._metrics.failures.labels(self.name).inc()
                 changed = True
                 continue
+            await self.queue.release(item, self.owner)
             if item.failures:
                 await self.queue.recovered(item)
                 changed = True

@@ -1,8 +1,10 @@
 """The sweep queue's queries on the real database server: due items oldest first and
-bounded, a failure stored with its next attempt, recovery, and the operators' query."""
+bounded, a failure stored with its next attempt, recovery, and the operators' query; two
+replicas sweeping at once handle each item once (per-item leases)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -51,3 +53,42 @@ async def test_a_sweep_on_the_real_server_is_fair_and_isolated(infra: Infra):
     finally:
         await client.drop_database(database.name)
         await client.close()
+
+
+async def test_two_sweepers_on_the_real_server_handle_each_due_item_exactly_once(infra: Infra):
+    """Two replicas (each its own client, as two processes) sweep the same due items at
+    once: the lease gives each item to one of them; both get work."""
+    name = f"sweep_{uuid.uuid4().hex[:8]}"
+    clients: list[AsyncMongoClient] = [AsyncMongoClient(infra.mongodb_url, tz_aware=True) for _ in range(2)]
+    clock = ManualClock()
+    try:
+        setup = clients[0][name]["items"]
+        await MongoSweepQueue(setup, "work").create_indexes()
+        count = 60
+        await setup.insert_many([{"_id": f"item-{i:03}", "effects": 0,
+                                  "due": {"work": clock.now() - timedelta(minutes=count - i)}}
+                                 for i in range(count)])
+        handled_by: dict[str, list[str]] = {"first": [], "second": []}
+
+        def sweeper(replica: str, client: AsyncMongoClient) -> Sweep:
+            collection = client[name]["items"]
+
+            async def attempt(key: str) -> int:
+                # the effect outside any versioned save (a provider call, a mail): counted
+                await collection.update_one({"_id": key}, {"$inc": {"effects": 1}})
+                handled_by[replica].append(key)
+                await collection.update_one({"_id": key}, {"$set": {"due.work": None}})
+                return 1
+            return Sweep("work", MongoSweepQueue(collection, "work"), attempt, clock, limit=count)
+
+        sweepers = [sweeper("first", clients[0]), sweeper("second", clients[1])]
+        done = await asyncio.gather(*(s() for s in sweepers))
+        assert sum(done) == count
+        effects = {doc["_id"]: doc["effects"] async for doc in setup.find({}, projection={"effects": 1})}
+        assert set(effects.values()) == {1}, {k: v for k, v in effects.items() if v != 1}
+        assert handled_by["first"] and handled_by["second"], "one replica did all the work"
+        assert await setup.count_documents({"lease.work": {"$exists": True}}) == 0  # all released
+    finally:
+        await clients[0].drop_database(name)
+        for client in clients:
+            await client.close()

@@ -4,6 +4,7 @@ failing items are visible (a metric and a query)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from shared.contracts.trade import Carrier, Logistics, ShippingMethod
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
 from shared.infra.store import DEADLINES
-from shared.infra.sweep import MongoSweepQueue, Sweep, retry_delay
+from shared.infra.sweep import SWEEP_LEASE, MongoSweepQueue, Sweep, jittered, retry_delay
 
 from services.dispute.domain import BuyerProtection
 from services.order.domain import Order
@@ -90,6 +91,52 @@ async def test_failing_items_never_starve_the_others_and_are_backed_off():
     clock.advance(retry_delay(2))
     await sweep()
     assert sorted(tried) == ["bad-1", "bad-2", "bad-3"]
+
+
+async def test_an_item_held_by_another_sweeper_is_left_alone_until_its_lease_expires():
+    """Two replicas sweep one queue: while one holds an item (or crashed holding it) the
+    other skips it; once the lease has expired the item is taken again, exactly once."""
+    clock, lease_clock = ManualClock(), ManualClock()
+    docs = documents(clock, ["a", "b"])
+    handled: list[tuple[str, str]] = []
+
+    def sweeper(name: str, crash_on: str | None = None) -> Sweep:
+        async def attempt(key: str) -> int:
+            if key == crash_on:
+                raise asyncio.CancelledError  # the process dies mid-attempt: the lease stays
+            handled.append((name, key))
+            await done(docs, key)
+            return 1
+        return Sweep("work", MongoSweepQueue(docs, "work"), attempt, clock, lease_clock=lease_clock)
+
+    with pytest.raises(asyncio.CancelledError):
+        await sweeper("crashed", crash_on="a")()
+    survivor = sweeper("survivor")
+    assert await survivor() == 1 and handled == [("survivor", "b")]  # "a" is the crashed one's
+    lease_clock.advance(SWEEP_LEASE - timedelta(seconds=1))
+    assert await survivor() == 0
+    lease_clock.advance(timedelta(seconds=1))  # expired: the item is taken over
+    assert await survivor() == 1 and handled == [("survivor", "b"), ("survivor", "a")]
+    assert "work" not in docs.documents()["a"]["lease"]  # released after the attempt
+    assert await survivor() == 0
+
+
+async def test_a_sweeper_skips_an_item_another_one_handled_since_it_read_the_due_items():
+    clock = ManualClock()
+    docs = documents(clock, ["a"])
+    queue = MongoSweepQueue(docs, "work")
+    [item] = await queue.due(clock.now(), 10)
+    assert await queue.claim(item, clock.now(), "first", clock.now(), clock.now() + SWEEP_LEASE)
+    await done(docs, "a")  # the first handled it ...
+    await queue.release(item, "first")  # ... and let go
+    assert not await queue.claim(item, clock.now(), "second", clock.now(), clock.now() + SWEEP_LEASE)
+
+
+def test_periods_are_jittered_within_a_fifth_either_way():
+    assert jittered(10.0, rand=lambda: 0.0) == pytest.approx(8.0)
+    assert jittered(10.0, rand=lambda: 0.5) == pytest.approx(10.0)
+    assert jittered(10.0, rand=lambda: 1.0) == pytest.approx(12.0)
+    assert len({jittered(10.0) for _ in range(20)}) > 1
 
 
 async def test_an_item_that_recovers_is_no_longer_failing():

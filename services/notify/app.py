@@ -34,6 +34,7 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
                                   customer_service_email=settings.customer_service_email,
                                   on_waiting=waited.inc)
     runtime.consume(notifications.handlers())
+    count_send_failure = add_email_figures(runtime.figures)
     sender = EmailSender(
         jobs, transport or SmtpTransport(settings.smtp_host, settings.smtp_port,
                                          settings.smtp_timeout_seconds,
@@ -43,9 +44,8 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None,
                            backoff_base=settings.send_backoff_base,
                            backoff_cap=settings.send_backoff_cap, lease=settings.send_lease,
                            batch=settings.send_batch, concurrency=settings.send_concurrency),
-        lease_clock=SystemClock())
+        lease_clock=SystemClock(), on_failure=count_send_failure)
     runtime.on_start.append(jobs.create_indexes)
-    add_email_figures(runtime.figures)
     runtime.jobs.append(Job("send-emails", settings.notify_send_interval_seconds, sender.send_due))
     runtime.serve_http(
         "Escrow: notifications",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
@@ -149,7 +150,8 @@ class RetryPolicy:
 
 class EmailSender:
     def __init__(self, jobs: EmailJobs, transport: MailTransport, clock: Clock, *, mail_from: str,
-                 policy: RetryPolicy = RetryPolicy(), lease_clock: Clock | None = None) -> None:
+                 policy: RetryPolicy = RetryPolicy(), lease_clock: Clock | None = None,
+                 on_failure: Callable[[], None] = lambda: None) -> None:
         """``clock`` says when a job is due (business time, movable in tests and demos);
         ``lease_clock`` measures how long a claimed send may take (real time: the system
         clock in a running service), so moving the business clock ahead never lets a second
@@ -161,6 +163,7 @@ class EmailSender:
         self.mail_from = mail_from
         self.policy = policy
         self._in_flight = asyncio.Semaphore(policy.concurrency)
+        self.on_failure = on_failure  # counts each failed attempt (a metric)
 
     async def send_due(self) -> int:
         """Send every job that is due, batch after batch while batches come back full, up to
@@ -215,6 +218,7 @@ class EmailSender:
                 await asyncio.sleep(self.policy.record_retry.total_seconds())
 
     async def _failed(self, job: EmailJob, error: str) -> None:
+        self.on_failure()
         if job.attempts >= self.policy.max_attempts:
             await self._give_up(job, error)
             return

@@ -112,7 +112,7 @@ def _document(transfer: BankTransfer) -> dict[str, Any]:
             "due": {"returns": transfer.received_at if transfer.return_pending else None}}
 
 
-_BOOKKEEPING = ("_id", "return_pending", "due", "failing")
+_BOOKKEEPING = ("_id", "return_pending", "due", "failing", "lease")
 
 
 def _transfer(doc: dict[str, Any]) -> BankTransfer:

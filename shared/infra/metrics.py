@@ -81,6 +81,9 @@ class ServiceFigures:
     def gauge(self, name: str, documentation: str, labels: list[str]) -> Gauge:
         return Gauge(name, documentation, labels, registry=self.registry)
 
+    def counter(self, name: str, documentation: str) -> Counter:
+        return Counter(name, documentation, registry=self.registry)
+
     async def refresh(self) -> None:
         """Bring every gauge up to date; what cannot be read now keeps its last value."""
         parts: list[Awaitable[None]] = [self._collection(name, clock) for name, clock in self.collections]
@@ -96,8 +99,8 @@ class ServiceFigures:
         collection = self.runtime.database[name]
         now = clock.now()
         self.outbox_backlog.labels(name).set(await collection.count_documents({"outbox_pending": True}))
-        self.deadlines_overdue.labels(name).set(
-            await collection.count_documents({"next_deadline_at": {"$ne": None, "$lte": now}}))
+        self.deadlines_overdue.labels(name).set(  # the deadline sweep's queue (shared/infra/store.py)
+            await collection.count_documents({"due.deadlines": {"$ne": None, "$lte": now}}))
         oldest = 0.0
         async for doc in collection.find({"outbox_pending": True}, projection={"outbox": 1}):
             for message in doc.get("outbox", [])[:1]:
@@ -127,6 +130,20 @@ class ServiceFigures:
         if self._kafka is not None:
             await self._kafka.close()
             self._kafka = None
+
+
+class Counts:
+    """A gauge set from counts read afresh: a label set counted before and absent now reads
+    0, not its last count (a pending instruction that was sent, a currency no longer held)."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self._seen: set[tuple[str, ...]] = set()
+
+    def set(self, counts: dict[tuple[str, ...], int]) -> None:
+        self._seen |= set(counts)
+        for labels in self._seen:
+            self.gauge.labels(*labels).set(counts.get(labels, 0))
 
 
 def _occurred_at(body: str) -> datetime:

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.contracts.parties import Role
 
 from tests.support.memory import InMemoryPlatform
+from tests.support.platform import eventually
 from tests.support.trade import Trade
 
 
@@ -65,16 +66,80 @@ async def test_an_unpublished_message_and_an_overdue_deadline_show(platform):
 
     trade = Trade(platform)
     await trade.place()
+    await trade.confirm()  # the payment window's deadline is stored
     orders = platform.runtimes["order"].database["orders"]
     await orders.update_one({"_id": trade.order_id}, {"$set": {
-        "outbox_pending": True, "next_deadline_at": platform.clock.now() - timedelta(hours=1),
+        "outbox_pending": True,
         "outbox": [{"event_id": "e1", "body": json.dumps(
             {"occurred_at": (platform.clock.now() - timedelta(minutes=10)).isoformat()})}]}})
-    platform.runtimes["order"].runners[0]._publish = _refuse  # the broker is down
+    [runner] = platform.runtimes["order"].runners
+    runner._publish = _refuse  # the broker is down
+    runner.deadline_sweep = _stopped  # and the deadline sweep is not running
+    order = await scrape(platform, "order")
+    assert value(order, "escrow_deadlines_overdue", collection="orders") == 0
+    platform.advance(timedelta(days=21))  # past the payment window
     order = await scrape(platform, "order")
     assert value(order, "escrow_outbox_backlog", collection="orders") == 1
     assert value(order, "escrow_outbox_oldest_pending_seconds", collection="orders") >= 600
     assert value(order, "escrow_deadlines_overdue", collection="orders") == 1
+
+
+async def _stopped() -> int:
+    return 0
+
+
+async def test_failed_email_sends_are_counted(platform):
+    trade = Trade(platform)
+    await trade.place()
+    before = value(await scrape(platform, "notify"), "escrow_email_send_failures_total")
+
+    async def refused(_message) -> None:
+        raise ConnectionRefusedError("mail server down")
+    platform.infra.mailbox.send = refused
+    await trade.confirm()
+
+    async def counted() -> float:
+        failures = value(await scrape(platform, "notify"), "escrow_email_send_failures_total")
+        assert failures > before
+        return failures
+    await eventually(counted)
+
+
+async def test_instructions_pending_failing_and_sent_and_money_held_read_afresh():
+    """A pending payout whose sending fails shows as failing; once sent it no longer reads
+    pending (a gauge set only for the label sets seen now would keep the old count)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from shared.infra.metrics import ServiceFigures
+
+    from services.payment.figures import add_payment_figures
+    from tests.support.memory import MemoryMongo
+
+    database = MemoryMongo()["escrow"]
+    registry = CollectorRegistry()
+    figures = ServiceFigures(SimpleNamespace(database=database, consumer=None), registry)
+    add_payment_figures(figures)
+    held = [{"debit": "escrow_held", "credit": "buyer_funds", "amount": 5000}]
+    escrows = database["escrows"]
+    await escrows.insert_one({"_id": "ord-1", "state": {
+        "currency": "EUR", "ledger": held, "instructions": [{"kind": "payout", "status": "pending"}]},
+        "failing": {"instructions": {"failures": 2, "error": "ProviderError: down"}}})
+    await figures.refresh()
+    sample = registry.get_sample_value
+    assert sample("escrow_instructions", {"kind": "payout", "status": "pending"}) == 1
+    assert sample("escrow_instructions_failing", {"kind": "payout"}) == 1
+    assert sample("escrow_money_held", {"currency": "EUR"}) == 5000
+    await escrows.update_one({"_id": "ord-1"}, {"$set": {
+        "state.instructions": [{"kind": "payout", "status": "sent"}],
+        "state.ledger": held + [{"debit": "supplier_payouts", "credit": "escrow_held", "amount": 5000}]},
+        "$unset": {"failing": ""}})
+    await figures.refresh()
+    assert sample("escrow_instructions", {"kind": "payout", "status": "pending"}) == 0
+    assert sample("escrow_instructions", {"kind": "payout", "status": "sent"}) == 1
+    assert sample("escrow_instructions_failing", {"kind": "payout"}) == 0
+    assert sample("escrow_money_held", {"currency": "EUR"}) == 0
 
 
 async def _refuse(_message) -> None:

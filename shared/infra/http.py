@@ -273,8 +273,11 @@ def create_app(*, title: str, description: str, settings: Any,
                problems: Problems | None = None,
                refresh_metrics: Callable[[], Awaitable[None]] | None = None,
                service: str = "") -> FastAPI:
+    # FastAPI's own request spans are off: the request middleware makes the one SERVER span
+    # of each request (docs/operations.md, Traces), which the trade's trace links to.
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
-                  generate_unique_id_function=operation_id)
+                  generate_unique_id_function=operation_id,
+                  telemetry={"tracing": False, "operation_spans": False})
     _problems_in_openapi(app)
     app.state.settings = settings
     install_problem_handlers(app, {**PROBLEMS, **(problems or {})})

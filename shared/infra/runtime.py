@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.contracts.envelope import TradeEvent
 from shared.contracts.topics import Service, Topics
 from shared.domain.aggregate import Aggregate
+from shared.infra import telemetry
 from shared.infra.clock import Clock
 from shared.infra.http import PROBLEM_RESPONSES, Problems, create_app
 from shared.infra.kafka_security import broker_security, client_options
@@ -69,6 +70,7 @@ class ServiceRuntime:
     @classmethod
     def create(cls, service: Service, settings: ServiceSettings) -> ServiceRuntime:
         settings.check_secrets()
+        configure_tracing(str(service), settings.tracing)  # before the MongoDB client exists
         metrics = CollectorRegistry()
         topics = Topics(settings.topic_prefix)
         return cls(service=service, settings=settings, topics=topics,
@@ -156,6 +158,7 @@ class ServiceRuntime:
         await self.broker.stop()
         await self.figures.close()
         await self.mongo.close()
+        telemetry.flush()
         log.info("%s service stopped", self.service)
 
     async def readiness(self) -> dict[str, str]:
@@ -199,7 +202,6 @@ def serve(runtime: ServiceRuntime) -> None:
     """Run a service as a process: HTTP on the configured port, the rest in its lifespan."""
     settings = runtime.settings
     configure_logging(str(runtime.service), settings.log_level, settings.log_format)
-    configure_tracing(str(runtime.service), settings.tracing)
     assert runtime.http is not None
     # uvicorn's own logging config and access log are off: ours (one JSON line per
     # request, without health probes) is written by the HTTP middleware.

@@ -27,6 +27,7 @@ Tracing = Literal["none", "otlp", "console"]
 SERVICE = "escrow.service"
 
 _provider: TracerProvider | None = None
+_configured = False
 
 
 def use(provider: TracerProvider | None) -> None:
@@ -40,9 +41,13 @@ def tracer() -> Tracer:
 
 
 def configure_tracing(service: str, tracing: Tracing) -> None:
-    """For a service process: export spans (OTLP or stdout), MongoDB commands included."""
-    if tracing == "none":
+    """For a service process: export spans (OTLP or stdout), MongoDB commands included.
+    Called before the process creates its MongoDB client (PyMongo's command listeners apply
+    to clients created afterwards); once per process."""
+    global _configured
+    if tracing == "none" or _configured:
         return
+    _configured = True
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
@@ -58,6 +63,14 @@ def configure_tracing(service: str, tracing: Tracing) -> None:
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     PymongoInstrumentor().instrument()
+
+
+def flush(timeout_millis: int = 5000) -> None:
+    """Export the spans still batched: a stopping service calls it, since uvicorn ends the
+    process by raising the SIGTERM it caught once it has shut down, so exit hooks never run."""
+    force_flush = getattr(_provider or trace.get_tracer_provider(), "force_flush", None)
+    if force_flush is not None:
+        force_flush(timeout_millis)
 
 
 def current_traceparent() -> str | None:

@@ -115,7 +115,7 @@ async def test_instructions_pending_failing_and_sent_and_money_held_read_afresh(
     from shared.infra.metrics import ServiceFigures
 
     from services.payment.figures import add_payment_figures
-    from tests.support.memory import MemoryMongo
+    from tests.support.memory_mongo import MemoryMongo
 
     database = MemoryMongo()["escrow"]
     registry = CollectorRegistry()

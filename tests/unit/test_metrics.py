@@ -72,9 +72,7 @@ async def test_an_unpublished_message_and_an_overdue_deadline_show(platform):
         "outbox_pending": True,
         "outbox": [{"event_id": "e1", "body": json.dumps(
             {"occurred_at": (platform.clock.now() - timedelta(minutes=10)).isoformat()})}]}})
-    [runner] = platform.runtimes["order"].runners
-    runner._publish = _refuse  # the broker is down
-    runner.deadline_sweep = _stopped  # and the deadline sweep is not running
+    await platform.stop()  # no delivery, no sweep from now on: the broker and the jobs are down
     order = await scrape(platform, "order")
     assert value(order, "escrow_deadlines_overdue", collection="orders") == 0
     platform.advance(timedelta(days=21))  # past the payment window
@@ -82,10 +80,6 @@ async def test_an_unpublished_message_and_an_overdue_deadline_show(platform):
     assert value(order, "escrow_outbox_backlog", collection="orders") == 1
     assert value(order, "escrow_outbox_oldest_pending_seconds", collection="orders") >= 600
     assert value(order, "escrow_deadlines_overdue", collection="orders") == 1
-
-
-async def _stopped() -> int:
-    return 0
 
 
 async def test_failed_email_sends_are_counted(platform):
@@ -140,10 +134,6 @@ async def test_instructions_pending_failing_and_sent_and_money_held_read_afresh(
     assert sample("escrow_instructions", {"kind": "payout", "status": "sent"}) == 1
     assert sample("escrow_instructions_failing", {"kind": "payout"}) == 0
     assert sample("escrow_money_held", {"currency": "EUR"}) == 0
-
-
-async def _refuse(_message) -> None:
-    raise ConnectionError("broker down")
 
 
 async def test_the_grafana_dashboard_queries_only_figures_the_services_export(platform):

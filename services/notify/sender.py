@@ -178,8 +178,10 @@ class EmailSender:
                 return sent
 
     async def _bounded(self, job: EmailJob) -> int:
+        # Every line logged about the send (sent, retried, given up) names its order and event.
         async with self._in_flight:
-            return await self._send(job)
+            with context.bound(order_id=job.order_id, event_id=job.event_id, event_type=job.event_type):
+                return await self._send(job)
 
     async def _send(self, job: EmailJob) -> int:
         if job.attempts > self.policy.max_attempts:
@@ -188,11 +190,10 @@ class EmailSender:
             return 0
         try:
             # In the trace of the handling that decided it (the trade's), though a sweep sends it.
-            with context.bound(order_id=job.order_id, event_id=job.event_id, event_type=job.event_type), \
-                    telemetry.span("smtp send", service="notify", kind=SpanKind.CLIENT,
-                                   traceparent=job.traceparent,
-                                   escrow__order_id=job.order_id, escrow__event_id=job.event_id,
-                                   escrow__email_step=job.step):
+            with telemetry.span("smtp send", service="notify", kind=SpanKind.CLIENT,
+                                traceparent=job.traceparent,
+                                escrow__order_id=job.order_id, escrow__event_id=job.event_id,
+                                escrow__email_step=job.step):
                 await self.transport.send(build_message(job, self.mail_from, self.clock.now()))
         except Exception as exc:
             await self._failed(job, f"{type(exc).__name__}: {exc}")

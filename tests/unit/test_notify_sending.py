@@ -88,6 +88,33 @@ async def test_a_repeated_event_delivery_mails_each_recipient_once(
     assert sorted(m["To"] for m in transport.sent) == ["buyer@acme.example", "sales@bolts.example"]
 
 
+async def test_the_sent_line_names_the_order_and_event_of_the_mail(
+        notifications: Notifications, repo: EmailRepository, clock: ManualClock, caplog) -> None:
+    from shared.infra import context
+
+    seen: list[dict[str, str]] = []
+
+    class Context(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append({"message": record.getMessage(), **context.current()})
+            return True
+    event = sample(ev.OrderConfirmed)
+    envelope = envelope_of(event)
+    await notifications.on_event(envelope, event)
+    logger = logging.getLogger("services.notify.sender")
+    capture = Context()
+    logger.addFilter(capture)
+    try:
+        with caplog.at_level(logging.INFO, logger="services.notify.sender"):
+            assert await sender_for(repo, clock, FakeTransport()).send_due() == 2
+    finally:
+        logger.removeFilter(capture)
+    sent = [line for line in seen if line["message"].startswith("sent ")]
+    assert len(sent) == 2
+    assert all((line.get("order_id"), line.get("event_id")) == (event.order_id, envelope.event_id)
+               for line in sent), sent
+
+
 async def test_the_mail_is_text_and_html_with_the_escrow_headers(
         notifications: Notifications, repo: EmailRepository, clock: ManualClock) -> None:
     event = sample(ev.ShipmentDispatched)

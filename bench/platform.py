@@ -52,7 +52,9 @@ class Platform:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ, ESCROW_RUN_DIR=str(self.services_dir), TOPIC_PREFIX=self.prefix,
-                   MONGODB_DATABASE=self.prefix, LOG_LEVEL=self.log_level)
+                   MONGODB_DATABASE=self.prefix, LOG_LEVEL=self.log_level,
+                   # its ten buyers place thousands of orders: far past a real buyer's limit
+                   ORDERS_PER_PARTY="1000000")
         env.update({f"{name.upper()}_HTTP_PORT": str(port) for name, port in self.ports.items()})
         return env
 

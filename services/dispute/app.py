@@ -18,10 +18,10 @@ from services.dispute.settings import DisputeSettings
 def build(settings: DisputeSettings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     settings = settings or DisputeSettings()
     runtime = ServiceRuntime.create(Service.DISPUTE, settings)
-    runner = runtime.aggregate_runner("protections", BuyerProtection, DisputeEvent,
-                                      clock or clock_for(settings.clock_offset_file))
+    clock = clock or clock_for(settings.clock_offset_file)
+    runner = runtime.aggregate_runner("protections", BuyerProtection, DisputeEvent, clock)
     attachments = AttachmentStore(runtime.database["dispute_attachments"])
-    service = DisputeService(runner, attachments, settings)
+    service = DisputeService(runner, attachments, settings, runtime.rate_limiter(clock))
     runtime.consume(subscriptions(service))
 
     async def create_indexes() -> None:

@@ -20,6 +20,7 @@ from shared.contracts.parties import Role
 from shared.contracts.trade import DisputeOutcome, DisputeReason, Evidence, RequestedOutcome
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
+from shared.infra.rate_limit import RateLimiter
 from shared.infra.runner import AggregateRunner, Step
 from shared.infra.subscriptions import subscribes
 
@@ -37,10 +38,12 @@ from services.dispute.settings import DisputeSettings
 class DisputeService:
     def __init__(self, runner: AggregateRunner[BuyerProtection],
                  attachments: Attachments,
-                 settings: DisputeSettings) -> None:
+                 settings: DisputeSettings, limiter: RateLimiter) -> None:
         self.runner = runner
         self.attachments = attachments
         self.periods = settings.periods()
+        self.stating = settings.stating()
+        self.limiter = limiter
 
     # --- commands ------------------------------------------------------------------------
 
@@ -63,7 +66,9 @@ class DisputeService:
     async def _with_evidence(self, actor: Actor, order_id: str, evidence: list[Evidence | Upload],
                              change: Callable[[BuyerProtection, datetime, list[Evidence]], None]) -> BuyerProtection:
         """Files are checked, then the change is tried on the current state, and only if it
-        would be accepted are the files stored, before the dispute that references them."""
+        would be accepted are the files stored, before the dispute that references them.
+        Each is mailed to the other side: the party's rate limit is taken first."""
+        await self.limiter.take(self.stating, actor.party_id)
         now = self.runner.clock.now()
         files: list[Attachment] = []
         items: list[Evidence] = []

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import Field
+
+from shared.infra.rate_limit import Limit
 from shared.infra.settings import ServiceSettings
 
 from services.dispute.domain import Periods
@@ -26,6 +29,17 @@ class DisputeSettings(ServiceSettings):
     answer_reminder_before: timedelta = timedelta(days=1)
     # A dispute the parties do not settle goes to customer service after this.
     auto_escalate_after: timedelta = timedelta(days=5)
+
+    statements_per_party: int = Field(
+        default=100, ge=1, description="Disputes opened and statements added by one party per "
+                                       "rate-limit window, over all its orders (each is mailed "
+                                       "to the other side; past it: 429).")
+    rate_limit_window: timedelta = Field(
+        default=timedelta(days=1), description="The window of the per-party rate limit.")
+
+    def stating(self) -> Limit:
+        return Limit("dispute_statement", self.statements_per_party, self.rate_limit_window,
+                     "dispute statements")
 
     def periods(self) -> Periods:
         return Periods(

@@ -17,8 +17,9 @@ from services.order.settings import OrderSettings
 def build(settings: OrderSettings | None = None, clock: Clock | None = None) -> ServiceRuntime:
     settings = settings or OrderSettings()
     runtime = ServiceRuntime.create(Service.ORDER, settings)
-    runner = runtime.aggregate_runner("orders", Order, OrderEvent, clock or clock_for(settings.clock_offset_file))
-    service = OrderService(runner, settings)
+    clock = clock or clock_for(settings.clock_offset_file)
+    runner = runtime.aggregate_runner("orders", Order, OrderEvent, clock)
+    service = OrderService(runner, settings, runtime.rate_limiter(clock))
     runtime.consume(subscriptions(service))
     runtime.on_start.append(lambda: runner.store.create_indexes(
         "parties.buyer.party_id", "parties.supplier.party_id"))

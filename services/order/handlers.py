@@ -24,6 +24,7 @@ from shared.contracts.parties import Parties, Role
 from shared.contracts.trade import Address, LineItem, Logistics
 from shared.domain.actor import Actor
 from shared.domain.errors import NotFound, NotPermitted
+from shared.infra.rate_limit import RateLimiter
 from shared.infra.runner import AggregateRunner, Step
 from shared.infra.subscriptions import subscribes
 
@@ -41,15 +42,18 @@ def new_order_id(buyer_id: str, idempotency_key: str | None) -> str:
 
 
 class OrderService:
-    def __init__(self, runner: AggregateRunner[Order], settings: OrderSettings) -> None:
+    def __init__(self, runner: AggregateRunner[Order], settings: OrderSettings,
+                 limiter: RateLimiter) -> None:
         self.runner = runner
         self.settings = settings
+        self.limiter = limiter
 
     # --- commands ------------------------------------------------------------------------
 
     async def place(self, actor: Actor, parties: Parties, items: list[LineItem], currency: str,
                     destination: Address, delivery_period_days: int, *,
                     idempotency_key: str | None = None) -> Order:
+        await self.limiter.take(self.settings.placing(), actor.party_id)  # each is mailed
         order_id = new_order_id(actor.party_id, idempotency_key)
         order = await self.runner.change(  # the same request again finds the order placed
             order_id, lambda order, now: None, missing=lambda now: Order.place(
@@ -69,6 +73,7 @@ class OrderService:
         return await self._act(order_id, lambda o, now: o.cancel(actor, reason, now))
 
     async def post_message(self, actor: Actor, order_id: str, text: str) -> Message:
+        await self.limiter.take(self.settings.messaging(), actor.party_id)  # each is mailed
         order = await self._act(order_id, lambda o, now: o.post_message(actor, text, now))
         return order.messages[-1]
 

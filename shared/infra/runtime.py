@@ -28,6 +28,8 @@ from shared.infra.kafka_security import broker_security, client_options
 from shared.infra.logging import configure_logging
 from shared.infra.messaging import EventConsumer, EventHandler, EventPublisher, ensure_topics, make_broker
 from shared.infra.metrics import ServiceFigures
+from shared.infra.rate_limit import COLLECTION as RATE_LIMITS
+from shared.infra.rate_limit import MongoWindowCounts, RateLimiter
 from shared.infra.runner import AggregateRunner, run_periodically
 from shared.infra.settings import ServiceSettings
 from shared.infra.signing import EnvelopeAuthenticator
@@ -96,6 +98,12 @@ class ServiceRuntime:
         self.runners.append(runner)
         self.figures.collections.append((collection, clock))
         return runner
+
+    def rate_limiter(self, clock: Clock) -> RateLimiter:
+        """Per-party rate limits, counted in this service's own collection."""
+        counts = MongoWindowCounts(self.database[RATE_LIMITS])
+        self.on_start.append(counts.create_indexes)
+        return RateLimiter(counts, clock)
 
     def consume(self, handlers: dict[type[TradeEvent], EventHandler]) -> None:
         self.consumer = EventConsumer(self.service, self.broker, self.topics, handlers,

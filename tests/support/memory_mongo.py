@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 import mongomock
 
 from shared.domain.aggregate import Aggregate
+from shared.infra.clock import Clock
+from shared.infra.rate_limit import MongoWindowCounts, RateLimiter
 from shared.infra.store import STORED_DEADLINES, AggregateStore, DueTimes
 
 A = TypeVar("A", bound=Aggregate)
@@ -110,6 +112,11 @@ class MemoryMongo:
 def memory_collection(name: str = "documents") -> MemoryCollection:
     """A collection of its own, in a database of its own."""
     return MemoryMongo()["escrow"][name]
+
+
+def memory_rate_limiter(clock: Clock) -> RateLimiter:
+    """The per-party rate limits of a service, counted in an in-memory collection."""
+    return RateLimiter(MongoWindowCounts(memory_collection("rate_limits")), clock)
 
 
 class MemoryAggregateStore(AggregateStore[A], Generic[A]):

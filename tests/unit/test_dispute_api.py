@@ -22,7 +22,7 @@ from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
-from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection, memory_rate_limiter
 
 PARTIES = Parties(
     buyer=Party(party_id="buyer-1", name="Buyer", email="buyer@example.com"),
@@ -53,7 +53,8 @@ async def dispute_api(*events: EscrowFunded | ShipmentDispatched):
         return None
 
     runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), clock, publish)
-    service = DisputeService(runner, AttachmentStore(memory_collection("dispute_attachments")), settings)
+    service = DisputeService(runner, AttachmentStore(memory_collection("dispute_attachments")), settings,
+                             memory_rate_limiter(clock))
     app = create_app(title="dispute", description="", settings=settings, ready=_ready)
     app.include_router(router(service))
 

@@ -33,7 +33,7 @@ from services.dispute.attachments import MAX_ATTACHMENT_BYTES, AttachmentStore, 
 from services.dispute.domain import BuyerProtection, ProtectionStatus
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
-from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection, memory_rate_limiter
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
@@ -63,7 +63,8 @@ def world():
     published = Published()
     runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), clock, published)
     files = memory_collection("dispute_attachments")
-    return DisputeService(runner, AttachmentStore(files), DisputeSettings()), clock, published, files
+    return (DisputeService(runner, AttachmentStore(files), DisputeSettings(), memory_rate_limiter(clock)),
+            clock, published, files)
 
 
 def envelope(event, clock):

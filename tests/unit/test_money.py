@@ -21,7 +21,7 @@ from services.order.api import router
 from services.order.domain import Order
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
-from tests.support.memory_mongo import MemoryAggregateStore
+from tests.support.memory_mongo import MemoryAggregateStore, memory_rate_limiter
 
 BUYER = {"Authorization": f"Bearer {mint_token(DEV_AUTH_SECRET, 'buyer-1', Role.BUYER)}"}
 
@@ -40,14 +40,15 @@ async def orders():
     async def published(message):
         return None
 
-    runner = AggregateRunner(MemoryAggregateStore(Order), ManualClock(), published)
+    clock = ManualClock()
+    runner = AggregateRunner(MemoryAggregateStore(Order), clock, published)
     settings = OrderSettings()
 
     async def ready() -> dict[str, str]:
         return {"store": "ok"}
 
     app = create_app(title="orders", description="", settings=settings, ready=ready)
-    app.include_router(router(OrderService(runner, settings)))
+    app.include_router(router(OrderService(runner, settings, memory_rate_limiter(clock))))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://order") as client:
         yield client
 

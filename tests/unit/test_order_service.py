@@ -17,7 +17,7 @@ from shared.infra.subscriptions import subscriptions
 from services.order.domain import Order, OrderStatus
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
-from tests.support.memory_mongo import MemoryAggregateStore
+from tests.support.memory_mongo import MemoryAggregateStore, memory_rate_limiter
 
 BUYER = Actor(party_id="buyer-1", role=Role.BUYER)
 SUPPLIER = Actor(party_id="supplier-1", role=Role.SUPPLIER)
@@ -35,7 +35,7 @@ def world():
     clock = ManualClock()
     published = Published()
     runner = AggregateRunner(MemoryAggregateStore(Order), clock, published)
-    return OrderService(runner, OrderSettings()), clock, published
+    return OrderService(runner, OrderSettings(), memory_rate_limiter(clock)), clock, published
 
 
 async def place(service, key=None):

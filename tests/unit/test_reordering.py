@@ -65,7 +65,7 @@ from services.shipping.domain import Shipment
 from services.shipping.handlers import ShippingService
 from services.shipping.settings import ShippingSettings
 from tests.support.interleavings import Step, interleavings, outcomes, outcomes_replayed
-from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection, memory_rate_limiter
 from tests.unit.test_payment_service import ORDER as PAYMENT_ORDER
 from tests.unit.test_payment_service import PARTIES as PAYMENT_PARTIES
 from tests.unit.test_payment_service import TOTAL as PAYMENT_TOTAL
@@ -200,7 +200,7 @@ class OrderWorld(ConsumerWorld):
     def __init__(self) -> None:
         self.clock = ManualClock(T0)
         self.runner = AggregateRunner(MemoryAggregateStore(Order), self.clock, _dropped)
-        self.service = OrderService(self.runner, OrderSettings())
+        self.service = OrderService(self.runner, OrderSettings(), memory_rate_limiter(self.clock))
 
     @classmethod
     async def create(cls) -> OrderWorld:
@@ -323,7 +323,7 @@ class ProtectionWorld(ConsumerWorld):
         self.runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), self.clock,
                                       _dropped)
         self.service = DisputeService(self.runner, AttachmentStore(memory_collection("dispute_attachments")),
-                                      BUYER_SERVICE_SETTINGS)
+                                      BUYER_SERVICE_SETTINGS, memory_rate_limiter(self.clock))
 
     @classmethod
     async def create(cls) -> ProtectionWorld:

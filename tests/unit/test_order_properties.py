@@ -61,7 +61,7 @@ from shared.infra.subscriptions import subscriptions
 from services.order.domain import FINISHED, Order, OrderStatus
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
-from tests.support.memory_mongo import MemoryAggregateStore
+from tests.support.memory_mongo import MemoryAggregateStore, memory_rate_limiter
 from tests.support.statemachine import Published, ServiceMachine, check_transition
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -128,7 +128,7 @@ class OrderMachine(ServiceMachine):
         self.clock = ManualClock(T0)
         self.published = Published()
         self.runner = AggregateRunner(MemoryAggregateStore(Order), self.clock, self.published)
-        self.service = OrderService(self.runner, OrderSettings())
+        self.service = OrderService(self.runner, OrderSettings(), memory_rate_limiter(self.clock))
         order = self.run(self.service.place(BUYER, PARTIES, ITEMS, "USD", ADDRESS, DELIVERY_DAYS,
                                             idempotency_key="props"))
         self.order_id = order.order_id

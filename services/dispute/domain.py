@@ -58,7 +58,9 @@ ANSWER_DUE = "dispute_answer_due"
 AUTO_ESCALATE = "dispute_auto_escalate"
 RECEIPT_DEADLINES = (RECEIPT_REMINDER, RECEIPT_AUTO_CONFIRM)
 DISPUTE_DEADLINES = (ANSWER_REMINDER, ANSWER_DUE, AUTO_ESCALATE)
-DISPUTE_DEADLINES = (ANSWER_REMINDER, ANSWER_DUE, AUTO_ESCALATE)
+# Disputes opened on one order, withdrawn ones included (each is kept with its statements).
+MAX_DISPUTES_PER_ORDER = 5
+
 
 @dataclass(frozen=True)
 class Periods:
@@ -230,6 +232,9 @@ class BuyerProtection(Aggregate):
             raise DomainError(f"a dispute is already open on this order ({self.dispute.status}, "
                               f"opened {self.dispute.opened_at:%Y-%m-%d %H:%M} UTC); one dispute "
                               "is open at a time")
+        if len(self.withdrawn_disputes) + 1 >= MAX_DISPUTES_PER_ORDER:
+            raise DomainError(f"at most {MAX_DISPUTES_PER_ORDER} disputes per order, withdrawn "
+                              "ones included; message the supplier, or confirm receipt")
         if self.receipt_confirmed_at is not None:
             raise DomainError(f"too late: receipt was confirmed ({self.receipt_confirmed_by}) on "
                               f"{self.receipt_confirmed_at:%Y-%m-%d %H:%M} UTC; a dispute can be "

@@ -24,6 +24,7 @@ from shared.domain.errors import DomainError, InvalidRequest
 
 MAX_ATTACHMENTS_PER_DISPUTE = 10
 MAX_LINKS_PER_DISPUTE = 20
+MAX_STATEMENTS_PER_DISPUTE = 100
 
 
 class DisputeStatus(StrEnum):
@@ -199,6 +200,9 @@ class Dispute(BaseModel):
         if any(s.statement_id == statement.statement_id for s in self.statements):
             return False
         self.require_active("add to the dispute", order)
+        if len(self.statements) >= MAX_STATEMENTS_PER_DISPUTE:
+            raise DomainError(f"a dispute takes at most {MAX_STATEMENTS_PER_DISPUTE} statements; "
+                              "escalate it to customer service, who sees all of them")
         check_evidence(self.all_evidence + statement.evidence)
         self.statements.append(statement)
         return True

@@ -24,6 +24,7 @@ from shared.infra.sweep import MongoSweepQueue
 from services.payment.instructions import Instruction, InstructionKind, InstructionStatus
 
 UNKNOWN_REFERENCE = "unknown_reference"
+TOO_MANY_TRANSFERS = "too_many_transfers_to_one_order"
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,15 @@ class BankTransfer(BaseModel):
                    currency=report.currency, received_at=now, order_id=order_id)
 
     @classmethod
-    def to_return(cls, report: TransferReport, sender_sealed: str, now: datetime) -> BankTransfer:
+    def to_return(cls, report: TransferReport, sender_sealed: str, now: datetime,
+                  reason: str = UNKNOWN_REFERENCE) -> BankTransfer:
         return cls(transfer_id=report.transfer_id, reference=report.reference, amount=report.amount,
                    currency=report.currency, received_at=now, sender_sealed=sender_sealed,
                    return_instruction=Instruction(
                        instruction_id=f"unmatched:{report.transfer_id}", kind=InstructionKind.RETURN,
                        amount=report.amount, currency=report.currency,
                        method=PaymentMethod.BANK_TRANSFER, source_id=report.transfer_id,
-                       reason=UNKNOWN_REFERENCE, created_at=now))
+                       reason=reason, created_at=now))
 
     def is_report_of(self, report: TransferReport) -> bool:
         """The bank reports this transfer again (not other money under its id): whatever its

@@ -83,6 +83,11 @@ class ChargeIntent(BaseModel):
     at: datetime
 
 
+# What a buyer, or anyone who wires money with the order's reference, can make grow.
+MAX_CARD_ATTEMPTS = 20
+MAX_TRANSFERS_PER_ORDER = 50
+
+
 class Escrow(Aggregate):
     status: EscrowStatus
     currency: str
@@ -192,6 +197,12 @@ class Escrow(Aggregate):
     def may_read(self, actor: Actor) -> bool:
         return actor.may_read(self.parties)
 
+    def takes_another_transfer(self) -> bool:
+        """Whether one more bank transfer may be booked to this escrow; past the cap, more
+        go back to their sender without touching it."""
+        return sum(1 for f in self.fundings
+                   if f.method is PaymentMethod.BANK_TRANSFER) < MAX_TRANSFERS_PER_ORDER
+
     def funding(self, source_id: str) -> Funding | None:
         return next((f for f in self.fundings if f.source_id == source_id), None)
 
@@ -206,6 +217,9 @@ class Escrow(Aggregate):
         if self.intended(request_key):
             return False
         self.require_payable(now)
+        if len(self.charge_intents) >= MAX_CARD_ATTEMPTS:
+            raise DomainError(f"at most {MAX_CARD_ATTEMPTS} card payments may be tried on one "
+                              "order; pay by bank transfer with the order's transfer instructions")
         self.charge_intents.append(ChargeIntent(request_key=request_key, amount=amount, at=now))
         self.note(now, "card charge requested", request_key=request_key, amount=amount)
         return True

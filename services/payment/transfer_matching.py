@@ -11,7 +11,13 @@ from shared.contracts.parties import Role
 from shared.domain.actor import Actor
 from shared.domain.errors import DomainError, NotFound
 
-from services.payment.bank_transfers import BankTransfer, BankTransfers, TransferReport, UnmatchedQuery
+from services.payment.bank_transfers import (
+    TOO_MANY_TRANSFERS,
+    BankTransfer,
+    BankTransfers,
+    TransferReport,
+    UnmatchedQuery,
+)
 from services.payment.domain import Escrow
 from services.payment.escrows import EscrowRunner
 from services.payment.reference import find_references
@@ -52,9 +58,13 @@ class TransferMatching:
         if claimed is None:
             escrow = await self._match(report.reference)
             now = self.runner.clock.now()
-            claimed = await self.transfers.claim(
-                BankTransfer.to_order(report, escrow.order_id, now) if escrow else
-                BankTransfer.to_return(report, self._seal(report), now))
+            if escrow is None:
+                claim = BankTransfer.to_return(report, self._seal(report), now)
+            elif not escrow.takes_another_transfer():
+                claim = BankTransfer.to_return(report, self._seal(report), now, TOO_MANY_TRANSFERS)
+            else:
+                claim = BankTransfer.to_order(report, escrow.order_id, now)
+            claimed = await self.transfers.claim(claim)
         if not claimed.is_report_of(report):
             raise TransferIdReused(f"bank transfer {report.transfer_id} was reported before with "
                                    "another amount or currency; an id is booked once")
@@ -101,7 +111,10 @@ class TransferMatching:
         return TransferOutcome(
             transfer_id=transfer.transfer_id, matched=False, order_id=None, amount=transfer.amount,
             currency=transfer.currency, accepted=0, returned=transfer.amount,
-            detail="the reference matches no order: the transfer will be returned to its sender")
+            detail=("its order takes no more transfers" if transfer.return_instruction
+                    and transfer.return_instruction.reason == TOO_MANY_TRANSFERS
+                    else "the reference matches no order")
+            + ": the transfer will be returned to its sender")
 
     # --- what support sees ---------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, PrivateAttr
 
 from shared.contracts.envelope import TradeEvent
 from shared.contracts.parties import Parties
+from shared.domain.errors import DomainError
 
 
 class HistoryEntry(BaseModel):
@@ -22,6 +23,11 @@ class HistoryEntry(BaseModel):
     at: AwareDatetime
     what: str
     detail: dict[str, Any] = {}
+
+
+# Every list a party can make grow is capped on its own (messages, statements, disputes,
+# payments, card attempts); this bounds what remains, so no document nears MongoDB's 16 MB.
+MAX_HISTORY_ENTRIES = 2000
 
 
 class Aggregate(BaseModel):
@@ -35,11 +41,18 @@ class Aggregate(BaseModel):
     def record(self, event: TradeEvent, at: datetime) -> None:
         self._pending.append(event)
         detail = event.model_dump(mode="json", exclude={"order_id", "parties"})
-        self.history.append(HistoryEntry(at=at, what=event.event_type, detail=detail))
+        self._remember(HistoryEntry(at=at, what=event.event_type, detail=detail))
 
     def note(self, at: datetime, what: str, **detail: Any) -> None:
         """Record something in the history that is not an outgoing event."""
-        self.history.append(HistoryEntry(at=at, what=what, detail=detail))
+        self._remember(HistoryEntry(at=at, what=what, detail=detail))
+
+    def _remember(self, entry: HistoryEntry) -> None:
+        if len(self.history) >= MAX_HISTORY_ENTRIES:
+            raise DomainError(f"the history of order {self.order_id} is full "
+                              f"({MAX_HISTORY_ENTRIES} entries); nothing more can be recorded "
+                              f"({entry.what}): customer service must look into it")
+        self.history.append(entry)
 
     def pull_events(self) -> list[TradeEvent]:
         events, self._pending = self._pending, []

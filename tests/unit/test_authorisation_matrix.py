@@ -35,7 +35,8 @@ from services.console.proxy import PUBLIC as PUBLIC_SEGMENTS
 from services.console.settings import ConsoleSettings
 from services.payment.sandbox_bank import BANK_PARTY, signed_notification
 from services.payment.settings import PaymentSettings
-from tests.support.memory import InMemoryPlatform, MemoryMongo
+from tests.support.memory import InMemoryPlatform
+from tests.support.memory_mongo import MemoryMongo
 
 # Callers, relative to the order a row acts on: anon (no token); B, S: the order's buyer and
 # supplier; B', S': a buyer and a supplier of other orders; agent: customer service; bank:

@@ -52,7 +52,7 @@ from services.dispute.domain import (
 from services.dispute.handlers import DisputeService
 from services.dispute.negotiation import DisputeStatus
 from services.dispute.settings import DisputeSettings
-from tests.support.memory_mongo import MemoryAggregateStore, memory_collection
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection, memory_rate_limiter
 from tests.support.statemachine import Published, ServiceMachine, check_transition
 
 ORDER = "ord-props"
@@ -92,7 +92,8 @@ class ProtectionMachine(ServiceMachine):
         self.published = Published()
         self.runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), self.clock,
                                       self.published)
-        self.service = DisputeService(self.runner, AttachmentStore(memory_collection("dispute_attachments")), SETTINGS)
+        self.service = DisputeService(self.runner, AttachmentStore(memory_collection("dispute_attachments")),
+                                      SETTINGS, memory_rate_limiter(self.clock))
         self.topics: dict[str, deque[Envelope]] = {"payment": deque(), "shipping": deque(),
                                                    "order": deque()}
         self.delivered: list[Envelope] = []

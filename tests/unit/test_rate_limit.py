@@ -20,10 +20,10 @@ from shared.infra.http import create_app
 from shared.infra.rate_limit import Limit, MongoWindowCounts, RateLimiter
 from shared.infra.runner import AggregateRunner
 from shared.infra.settings import DEV_AUTH_SECRET
-from shared.infra.store import InMemoryAggregateStore
 from shared.infra.subscriptions import subscriptions
 
 from services.dispute.api import router as dispute_router
+from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import BuyerProtection
 from services.dispute.handlers import DisputeService
 from services.dispute.settings import DisputeSettings
@@ -31,21 +31,15 @@ from services.order.api import router as order_router
 from services.order.domain import Order
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
-from tests.support.fakes import InMemoryAttachmentStore, InMemoryWindowCounts
-from tests.support.memory import MemoryMongo
+from tests.support.memory_mongo import MemoryAggregateStore, memory_collection, memory_rate_limiter
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 THREE_A_DAY = Limit("place_order", 3, timedelta(days=1), "orders placed")
 
 
-def counts_kinds():
-    return [InMemoryWindowCounts(), MongoWindowCounts(MemoryMongo()["escrow"]["rate_limits"])]
-
-
-@pytest.mark.parametrize("counts", counts_kinds(), ids=["fake", "mongo-wire (mongomock)"])
-async def test_a_party_gets_its_limit_per_window_then_429_until_the_next_window(counts):
+async def test_a_party_gets_its_limit_per_window_then_429_until_the_next_window():
     clock = ManualClock(START)
-    limiter = RateLimiter(counts, clock)
+    limiter = memory_rate_limiter(clock)
     for _ in range(3):
         await limiter.take(THREE_A_DAY, "buyer-1")
     clock.advance(timedelta(hours=5))
@@ -65,7 +59,7 @@ async def test_a_party_gets_its_limit_per_window_then_429_until_the_next_window(
 
 
 async def test_the_counter_documents_of_past_windows_are_removed():
-    collection = MemoryMongo()["escrow"]["rate_limits"]
+    collection = memory_collection("rate_limits")
     clock = ManualClock(START)
     limiter = RateLimiter(MongoWindowCounts(collection), clock)
     for _ in range(5):
@@ -110,10 +104,9 @@ async def _ready() -> dict[str, str]:
 async def orders():
     clock, published = ManualClock(START), Published()
     settings = OrderSettings(orders_per_party=2, messages_per_party=3)
-    runner = AggregateRunner(InMemoryAggregateStore(Order), clock, published)
+    runner = AggregateRunner(MemoryAggregateStore(Order), clock, published)
     app = create_app(title="orders", description="", settings=settings, ready=_ready)
-    app.include_router(order_router(OrderService(runner, settings,
-                                                 RateLimiter(InMemoryWindowCounts(), clock))))
+    app.include_router(order_router(OrderService(runner, settings, memory_rate_limiter(clock))))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://order") as client:
         yield client, published
@@ -127,6 +120,7 @@ async def test_placing_past_the_limit_is_429_with_retry_after_and_places_nothing
     assert refused.status_code == 429, refused.text
     assert refused.headers["retry-after"] == str(15 * 3600)  # 09:00 until midnight
     assert "at most 2 orders placed per day" in refused.json()["detail"]
+    assert len((await client.get("/orders", headers=BUYER)).json()) == 2
     assert [e.event_type for e in published] == ["order.placed"] * 2
 
 
@@ -147,9 +141,9 @@ async def test_messages_past_the_limit_are_429_and_not_added(orders):
 async def test_dispute_statements_past_the_limit_are_429_and_not_added():
     clock, published = ManualClock(START), Published()
     settings = DisputeSettings(statements_per_party=2)
-    runner = AggregateRunner(InMemoryAggregateStore(BuyerProtection), clock, published)
-    service = DisputeService(runner, InMemoryAttachmentStore(), settings,
-                             RateLimiter(InMemoryWindowCounts(), clock))
+    runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), clock, published)
+    service = DisputeService(runner, AttachmentStore(memory_collection("dispute_attachments")),
+                             settings, memory_rate_limiter(clock))
     parties = Parties(buyer=Party(party_id="buyer-1", name="B"),
                       supplier=Party(party_id="supplier-1", name="S"))
     handlers = subscriptions(service)

@@ -23,10 +23,9 @@ from shared.infra.clock import ManualClock
 from shared.infra.deadletters import list_dead_letters, replay
 from shared.infra.messaging import DEAD_LETTER_REASON
 from shared.infra.runtime import ServiceRuntime
-from shared.infra.signing import EnvelopeAuthenticator
 
 from tests.support.infra import Infra
-from tests.support.platform import Platform, build_service, eventually
+from tests.support.platform import Platform, build_service, eventually, signer
 
 pytestmark = pytest.mark.realinfra
 
@@ -60,13 +59,12 @@ async def place_order(world: Platform) -> str:
 
 
 def signed(value: bytes) -> list[tuple[str, bytes]]:
-    """The signature header its producer would add (development keys), if it names one."""
+    """The signature header its producer would add (the platform's keys), if it names one."""
     try:
         producer = Service(json.loads(value)["producer"])
     except (ValueError, KeyError):
         return []
-    signer = EnvelopeAuthenticator(producer, Topics("any"))
-    return [(k, v.encode()) for k, v in signer.sign(value).items()]
+    return [(k, v.encode()) for k, v in signer(producer, Topics("any")).sign(value).items()]
 
 
 async def produce(infra: Infra, topic: str, key: str, value: bytes) -> None:

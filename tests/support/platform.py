@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import httpx
 
 from shared.contracts.parties import Role
-from shared.contracts.topics import Service
+from shared.contracts.topics import Service, Topics
 from shared.infra.auth import mint_token
 from shared.infra.clock import ManualClock
 from shared.infra.runtime import ServiceRuntime
 from shared.infra.settings import DEV_AUTH_SECRET
-from shared.infra.signing import new_keys
+from shared.infra.signing import EnvelopeAuthenticator, new_keys, parse_keys, parse_signing_key
 
 from services.catalogue import SERVICES, build, settings_class
 from tests.support.infra import Infra
@@ -28,6 +28,13 @@ T = TypeVar("T")
 # Events on the real broker are signed as a deployment signs them: Ed25519, each service
 # holding its own private key and only the others' public keys (docs/security.md).
 SIGNING_KEYS, PUBLIC_KEYS = new_keys("test")
+
+
+def signer(producer: Service, topics: Topics) -> EnvelopeAuthenticator:
+    """Signs as ``producer`` signs on the test platform (for messages a test writes itself)."""
+    keys = parse_keys(PUBLIC_KEYS)
+    keys[producer] = [parse_signing_key(SIGNING_KEYS[producer])]
+    return EnvelopeAuthenticator(producer, topics, keys)
 
 
 def build_service(name: str, infra: Infra, *, prefix: str, database: str, clock: ManualClock,

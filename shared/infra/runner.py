@@ -25,7 +25,7 @@ from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
 from shared.infra import context, telemetry
 from shared.infra.clock import Clock
-from shared.infra.store import DEADLINES, AggregateStore, ConcurrencyConflict, InMemoryAggregateStore, OutboxMessage
+from shared.infra.store import DEADLINES, AggregateStore, ConcurrencyConflict, OutboxMessage
 from shared.infra.sweep import Sweep, jittered
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class _KeyedLocks:
 
 
 class AggregateRunner(Generic[A]):
-    def __init__(self, store: AggregateStore[A] | InMemoryAggregateStore[A], clock: Clock,
+    def __init__(self, store: AggregateStore[A], clock: Clock,
                  publish: Publish, *, metrics: CollectorRegistry | None = None,
                  service: str | None = None) -> None:
         self.store = store

@@ -9,7 +9,6 @@ version read, so two writers cannot both win.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.envelope import Envelope
 from shared.domain.aggregate import Aggregate
-from shared.infra.sweep import InMemorySweepQueue, MongoSweepQueue
+from shared.infra.sweep import MongoSweepQueue
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -158,61 +157,3 @@ class AggregateStore(Generic[A]):
         query = {f"state.{k}": v for k, v in where.items()}
         cursor = self._collection.find(query, projection={"outbox": 0}).limit(limit)
         return [self._load(doc).aggregate async for doc in cursor]
-
-
-class InMemoryAggregateStore(Generic[A]):
-    """The same contract in a dict. Superseded by the real store over mongomock
-    (tests/support/memory_mongo.py); kept only until tests written meanwhile have moved."""
-
-    def __init__(self, aggregate_type: type[A], due: DueTimes = STORED_DEADLINES) -> None:
-        self._type = aggregate_type
-        self._due = due
-        self.docs: dict[str, dict[str, Any]] = {}
-
-    @property
-    def aggregate_type(self) -> type[A]:
-        return self._type
-
-    def queue(self, name: str) -> InMemorySweepQueue:
-        return InMemorySweepQueue(self.docs, name)
-
-    async def create_indexes(self, *state_fields: str) -> None:
-        return None
-
-    def _load(self, doc: dict[str, Any]) -> Loaded[A]:
-        return Loaded(self._type.model_validate(doc["state"]), doc["version"], list(doc["handled"]),
-                      bool(doc["outbox"]), doc.get("trace"))
-
-    async def load(self, order_id: str) -> Loaded[A] | None:
-        doc = self.docs.get(order_id)
-        return self._load(copy.deepcopy(doc)) if doc else None
-
-    async def save(self, aggregate: A, *, expected_version: int, outbox: list[Envelope],
-                   handled: list[str], trace: str | None = None) -> int:
-        current = self.docs.get(aggregate.order_id)
-        if (current["version"] if current else 0) != expected_version:
-            raise ConcurrencyConflict(aggregate.order_id)
-        pending = (current["outbox"] if current else []) + [OutboxMessage.of(e) for e in outbox]
-        self.docs[aggregate.order_id] = {
-            **_document(aggregate, expected_version + 1, handled, self._due, trace), "outbox": pending,
-            "failing": current.get("failing", {}) if current else {},
-            "lease": current.get("lease", {}) if current else {}}
-        return expected_version + 1
-
-    async def outbox(self, order_id: str) -> list[OutboxMessage]:
-        return list(self.docs.get(order_id, {}).get("outbox", []))
-
-    async def mark_published(self, order_id: str, published: list[OutboxMessage]) -> None:
-        doc = self.docs[order_id]
-        doc["outbox"] = [m for m in doc["outbox"] if m not in published]
-
-    async def with_pending_outbox(self, limit: int = 500) -> list[str]:
-        return [k for k, d in self.docs.items() if d["outbox"]][:limit]
-
-    async def due(self, now: datetime, limit: int = 500) -> list[str]:
-        return [item.id for item in await self.queue(DEADLINES).due(now, limit)]
-
-    async def find(self, where: dict[str, Any], limit: int = 200) -> list[A]:
-        found = [self._load(copy.deepcopy(d)).aggregate for d in self.docs.values()
-                 if all(d["state"].get(k) == v for k, v in where.items())]
-        return found[:limit]

@@ -157,58 +157,6 @@ class MongoSweepQueue:
         return await self.collection.count_documents({self._failing: {"$exists": True}})
 
 
-class InMemorySweepQueue:
-    """The same over a dict of documents (the in-memory stores' ``docs``)."""
-
-    def __init__(self, docs: dict[str, dict[str, Any]], name: str) -> None:
-        self.docs = docs
-        self.name = name
-
-    async def create_indexes(self) -> None:
-        return None
-
-    async def due(self, now: datetime, limit: int) -> list[DueItem]:
-        due = sorted((at, key) for key, doc in self.docs.items()
-                     if (at := doc.get("due", {}).get(self.name)) is not None and at <= now)
-        items = []
-        for _, key in due[:limit]:
-            entry = self.docs[key].get("failing", {}).get(self.name) or {}
-            items.append(DueItem(key, entry.get("failures", 0), entry.get("since")))
-        return items
-
-    async def claim(self, item: DueItem, now: datetime, owner: str, lease_now: datetime,
-                    until: datetime) -> bool:
-        doc = self.docs.get(item.id)
-        if doc is None or (at := doc.get("due", {}).get(self.name)) is None or at > now:
-            return False
-        held = doc.get("lease", {}).get(self.name)
-        if held is not None and held["until"] > lease_now:
-            return False
-        doc.setdefault("lease", {})[self.name] = {"owner": owner, "until": until}
-        return True
-
-    async def release(self, item: DueItem, owner: str) -> None:
-        leases = self.docs.get(item.id, {}).get("lease", {})
-        if leases.get(self.name, {}).get("owner") == owner:
-            del leases[self.name]
-
-    async def failed(self, item: DueItem, error: str, now: datetime, retry_at: datetime) -> None:
-        doc = self.docs[item.id]
-        doc.setdefault("due", {})[self.name] = retry_at
-        doc.setdefault("failing", {})[self.name] = _failing_entry(item, error, now, retry_at)
-
-    async def recovered(self, item: DueItem) -> None:
-        if item.id in self.docs:
-            self.docs[item.id].get("failing", {}).pop(self.name, None)
-
-    async def failing(self, limit: int = 100) -> list[FailingItem]:
-        return [_failing_item(self.name, key, doc["failing"][self.name], doc["due"].get(self.name))
-                for key, doc in self.docs.items() if self.name in doc.get("failing", {})][:limit]
-
-    async def count_failing(self) -> int:
-        return len(await self.failing(limit=len(self.docs)))
-
-
 class _Metrics:
     """Per registry: failed attempts and items failing now, by sweep."""
 

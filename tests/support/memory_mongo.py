@@ -125,7 +125,7 @@ class MemoryAggregateStore(AggregateStore[A], Generic[A]):
 
     def __init__(self, aggregate_type: type[A], due: DueTimes = STORED_DEADLINES) -> None:
         self.collection = memory_collection(aggregate_type.__name__.lower())
-        super().__init__(self.collection, aggregate_type, due)  # type: ignore[arg-type]
+        super().__init__(self.collection, aggregate_type, due)
 
     @property
     def docs(self) -> dict[str, dict[str, Any]]:

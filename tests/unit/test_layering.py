@@ -102,6 +102,15 @@ def test_benchmarks_and_deployment_import_no_tests(name: str) -> None:
     assert layer_violations(name, imports_of(AROUND[name])) == []
 
 
+def test_no_test_double_lives_in_production_code() -> None:
+    """Fakes belong to the tests: production modules hold the real thing and, where a seam is
+    wanted, the ``Protocol`` it implements (the fast tests run the real stores over mongomock)."""
+    doubles = {name: [node.name for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                      if isinstance(node, ast.ClassDef) and node.name.startswith(("InMemory", "Fake", "Stub"))]
+               for name, path in MODULES.items()}
+    assert {k: v for k, v in doubles.items() if v} == {}
+
+
 def test_domain_modules_import_no_infrastructure() -> None:
     bad = {name: sorted(i for i in imports_of(MODULES[name])
                         if any(i == f or i.startswith(f + ".")

@@ -13,8 +13,10 @@ other runs' at the same time: scanned too, as they are test data as well).
 
 What counts as card data (docs/card-scan.md gives the reasons):
 - a card number: a run of 13 to 19 digits, possibly grouped by single spaces or dashes,
-  that passes the Luhn check, does not start with 0 and is not one digit repeated, and
-  stands alone: a digit, letter or underscore right before or after it (hex ids, uuids,
+  that passes the Luhn check, does not start with 0 and is not one digit repeated, is not
+  13 digits unless it starts with 4 (only Visa ever issued 13-digit numbers; a 13-digit run
+  starting with 1 is an epoch-milliseconds timestamp, which Kafka logs), and stands alone:
+  a digit, letter or underscore right before or after it (hex ids, uuids,
   trace ids, longer digit runs such as tracking numbers or IBANs) means it is part of
   something else and is not taken;
 - a security code: a 3 or 4 digit value labelled cvc, cvv, cvv2, cvc2, csc or security
@@ -81,7 +83,8 @@ def card_data(text: str) -> Iterator[tuple[str, str]]:
     """(what, masked match) for each card number and security code in ``text``."""
     for match in CARD_NUMBER.finditer(text):
         digits = re.sub(r"[ -]", "", match.group(1))
-        if digits[0] != "0" and len(set(digits)) > 1 and luhn_valid(digits):
+        if (digits[0] != "0" and len(set(digits)) > 1 and luhn_valid(digits)
+                and (len(digits) > 13 or digits[0] == "4")):
             yield "card number", mask(digits)
     for match in LABELLED_CVC.finditer(text):
         yield "security code", f"{match.group(1)} {'*' * len(match.group(2))}"

@@ -15,14 +15,18 @@ the default, is bounded and derandomised so CI is fast and repeatable; ``long``
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Envelope, TradeEvent
 from shared.domain.errors import DomainError
+from shared.infra.clock import ManualClock
 from shared.infra.store import OutboxMessage
+from shared.infra.subscriptions import subscriptions
 
 T = TypeVar("T")
 
@@ -57,6 +61,49 @@ class ServiceMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self._loop.close()
+
+
+class ConsumerMachine(ServiceMachine):
+    """A service fed by other services' topics. Events wait on their topic; the head of any
+    topic may come next (topics interleave in every order, each keeps its own), and any
+    event delivered may come again, which must change nothing and publish nothing."""
+
+    service: Any
+    published: Published
+    clock: ManualClock
+
+    def __init__(self, *topics: str) -> None:
+        super().__init__()
+        self.topics: dict[str, deque[Envelope]] = {topic: deque() for topic in topics}
+        self.delivered: list[Envelope] = []
+
+    def state(self) -> object:
+        """What a repeated delivery must leave as it was."""
+        raise NotImplementedError
+
+    def emit(self, topic: str, event: TradeEvent) -> None:
+        self.topics[topic].append(Envelope.wrap(event, occurred_at=self.clock.now()))
+
+    def deliver(self, envelope: Envelope) -> None:
+        event = envelope.event()
+        self.run(subscriptions(self.service)[type(event)](envelope, event))
+
+    @precondition(lambda self: any(self.topics.values()))
+    @rule(data=st.data())
+    def deliver_next(self, data: st.DataObject) -> None:
+        topic = data.draw(st.sampled_from(sorted(t for t, q in self.topics.items() if q)))
+        envelope = self.topics[topic].popleft()
+        self.deliver(envelope)
+        self.delivered.append(envelope)
+
+    @precondition(lambda self: self.delivered)
+    @rule(data=st.data())
+    def deliver_again(self, data: st.DataObject) -> None:
+        envelope = data.draw(st.sampled_from(self.delivered))
+        before, sent = self.state(), len(self.published)
+        self.deliver(envelope)
+        assert self.state() == before and len(self.published) == sent, \
+            f"{envelope.event_type} delivered twice changed the state or published again"
 
 
 def check_transition(what: str, before: T, after: T, allowed: dict[T, Iterable[T]]) -> None:

@@ -12,14 +12,12 @@ delivery.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
-from shared.contracts.envelope import Envelope, TradeEvent
 from shared.contracts.events import (
     ClosureReason,
     DispatchDeadlineMissed,
@@ -56,13 +54,12 @@ from shared.contracts.trade import (
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.subscriptions import subscriptions
 
 from services.order.domain import FINISHED, Order, OrderStatus
 from services.order.handlers import OrderService
 from services.order.settings import OrderSettings
 from tests.support.memory_mongo import MemoryAggregateStore, memory_rate_limiter
-from tests.support.statemachine import Published, ServiceMachine, check_transition
+from tests.support.statemachine import ConsumerMachine, Published, check_transition
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TOTAL = 10_000
@@ -122,9 +119,9 @@ class RestOfTrade:
         return self.escrow == "settled"
 
 
-class OrderMachine(ServiceMachine):
+class OrderMachine(ConsumerMachine):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("payment", "shipping", "dispute")
         self.clock = ManualClock(T0)
         self.published = Published()
         self.runner = AggregateRunner(MemoryAggregateStore(Order), self.clock, self.published)
@@ -133,9 +130,6 @@ class OrderMachine(ServiceMachine):
                                             idempotency_key="props"))
         self.order_id = order.order_id
         self.trade = RestOfTrade()
-        self.topics: dict[str, deque[Envelope]] = {"payment": deque(), "shipping": deque(),
-                                                   "dispute": deque()}
-        self.delivered: list[Envelope] = []
         self.last = order
 
     # --- helpers ---------------------------------------------------------------------------
@@ -145,8 +139,8 @@ class OrderMachine(ServiceMachine):
         assert order is not None
         return order
 
-    def emit(self, topic: str, event: TradeEvent) -> None:
-        self.topics[topic].append(Envelope.wrap(event, occurred_at=self.clock.now()))
+    def state(self) -> object:
+        return self.order().model_dump()
 
     def common(self) -> dict[str, object]:
         return {"order_id": self.order_id, "parties": PARTIES}
@@ -324,30 +318,6 @@ class OrderMachine(ServiceMachine):
         self.refund(refund, SettlementReason.DISPUTE_RESOLVED)
         self.release(t.held, SettlementReason.DISPUTE_RESOLVED)
         self.settle()
-
-    # --- delivery to the order service ------------------------------------------------------
-
-    def deliver(self, envelope: Envelope) -> None:
-        event = envelope.event()
-        self.run(subscriptions(self.service)[type(event)](envelope, event))
-
-    @precondition(lambda self: any(self.topics.values()))
-    @rule(data=st.data())
-    def deliver_next(self, data: st.DataObject) -> None:
-        """The head of any topic: topics interleave in every order, each keeps its own."""
-        topic = data.draw(st.sampled_from(sorted(t for t, q in self.topics.items() if q)))
-        envelope = self.topics[topic].popleft()
-        self.deliver(envelope)
-        self.delivered.append(envelope)
-
-    @precondition(lambda self: self.delivered)
-    @rule(data=st.data())
-    def deliver_again(self, data: st.DataObject) -> None:
-        envelope = data.draw(st.sampled_from(self.delivered))
-        before, sent = self.order().model_dump(), len(self.published)
-        self.deliver(envelope)
-        assert self.order().model_dump() == before, f"{envelope.event_type} delivered twice counted twice"
-        assert len(self.published) == sent
 
     # --- invariants ---------------------------------------------------------------------------
 

@@ -15,14 +15,12 @@ protection never moves again.
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
-from shared.contracts.envelope import Envelope, TradeEvent
 from shared.contracts.events import (
     ClosureReason,
     DispatchDeadlineMissed,
@@ -39,7 +37,6 @@ from shared.contracts.trade import Carrier, DisputeOutcome, DisputeReason, Payme
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.subscriptions import subscriptions
 
 from services.dispute.attachments import AttachmentStore
 from services.dispute.domain import (
@@ -53,7 +50,7 @@ from services.dispute.handlers import DisputeService
 from services.dispute.negotiation import DisputeStatus
 from services.dispute.settings import DisputeSettings
 from tests.support.memory_mongo import MemoryAggregateStore, memory_collection, memory_rate_limiter
-from tests.support.statemachine import Published, ServiceMachine, check_transition
+from tests.support.statemachine import ConsumerMachine, Published, check_transition
 
 ORDER = "ord-props"
 TOTAL = 10_000
@@ -85,26 +82,23 @@ ALLOWED = {
 OUTCOMES = (ReceiptConfirmed.event_type, DisputeResolved.event_type)
 
 
-class ProtectionMachine(ServiceMachine):
+class ProtectionMachine(ConsumerMachine):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("payment", "shipping", "order")
         self.clock = ManualClock(T0)
         self.published = Published()
         self.runner = AggregateRunner(MemoryAggregateStore(BuyerProtection), self.clock,
                                       self.published)
         self.service = DisputeService(self.runner, AttachmentStore(memory_collection("dispute_attachments")),
                                       SETTINGS, memory_rate_limiter(self.clock))
-        self.topics: dict[str, deque[Envelope]] = {"payment": deque(), "shipping": deque(),
-                                                   "order": deque()}
-        self.delivered: list[Envelope] = []
         self.paid = self.shipped = self.missed = self.settled = False
         self.last: BuyerProtection | None = None
 
     def protection(self) -> BuyerProtection | None:
         return self.run(self.runner.get(ORDER))
 
-    def emit(self, topic: str, event: TradeEvent) -> None:
-        self.topics[topic].append(Envelope.wrap(event, occurred_at=self.clock.now()))
+    def state(self) -> object:
+        return self.protection()
 
     # --- the payment, shipping and order services ---------------------------------------------
 
@@ -158,27 +152,6 @@ class ProtectionMachine(ServiceMachine):
         """Once the escrow is empty: after a receipt, a decision or a missed ship-by date."""
         self.settled = True
         self.emit("order", OrderClosed(**COMMON, reason=ClosureReason.SETTLED, currency="USD"))
-
-    def deliver(self, envelope: Envelope) -> None:
-        event = envelope.event()
-        self.run(subscriptions(self.service)[type(event)](envelope, event))
-
-    @precondition(lambda self: any(self.topics.values()))
-    @rule(data=st.data())
-    def deliver_next(self, data: st.DataObject) -> None:
-        topic = data.draw(st.sampled_from(sorted(t for t, q in self.topics.items() if q)))
-        envelope = self.topics[topic].popleft()
-        self.deliver(envelope)
-        self.delivered.append(envelope)
-
-    @precondition(lambda self: self.delivered)
-    @rule(data=st.data())
-    def deliver_again(self, data: st.DataObject) -> None:
-        envelope = data.draw(st.sampled_from(self.delivered))
-        before, sent = self.protection(), len(self.published)
-        self.deliver(envelope)
-        assert self.protection() == before and len(self.published) == sent, \
-            f"{envelope.event_type} delivered twice changed the protection"
 
     # --- the parties' commands ------------------------------------------------------------------
 

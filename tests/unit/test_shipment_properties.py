@@ -12,14 +12,12 @@ taken only in time and never changed, and a finished shipment never moves again.
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
-from shared.contracts.envelope import Envelope, TradeEvent
 from shared.contracts.events import (
     ClosureReason,
     DispatchDeadlineMissed,
@@ -34,13 +32,12 @@ from shared.contracts.trade import Carrier, Logistics, PaymentMethod, ShippingMe
 from shared.domain.actor import Actor
 from shared.infra.clock import ManualClock
 from shared.infra.runner import AggregateRunner
-from shared.infra.subscriptions import subscriptions
 
 from services.shipping.domain import Shipment, ShipmentStatus
 from services.shipping.handlers import ShippingService
 from services.shipping.settings import ShippingSettings
 from tests.support.memory_mongo import MemoryAggregateStore
-from tests.support.statemachine import Published, ServiceMachine, check_transition
+from tests.support.statemachine import ConsumerMachine, Published, check_transition
 
 ORDER = "ord-props"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -65,15 +62,13 @@ FINISHED = {S.DISPATCHED, S.DEADLINE_MISSED, S.CLOSED}
 OUTCOMES = (ShipmentDispatched.event_type, DispatchDeadlineMissed.event_type)
 
 
-class ShipmentMachine(ServiceMachine):
+class ShipmentMachine(ConsumerMachine):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("order", "payment")
         self.clock = ManualClock(T0)
         self.published = Published()
         self.runner = AggregateRunner(MemoryAggregateStore(Shipment), self.clock, self.published)
         self.service = ShippingService(self.runner, ShippingSettings())
-        self.topics: dict[str, deque[Envelope]] = {"order": deque(), "payment": deque()}
-        self.delivered: list[Envelope] = []
         self.emit("order", OrderConfirmed(
             **COMMON, currency="USD", total=10_000, delivery_period_days=DELIVERY_DAYS,
             logistics=Logistics(shipping_method=ShippingMethod.EXPRESS, carrier=Carrier.DHL),
@@ -86,8 +81,8 @@ class ShipmentMachine(ServiceMachine):
     def shipment(self) -> Shipment | None:
         return self.run(self.runner.get(ORDER))
 
-    def emit(self, topic: str, event: TradeEvent) -> None:
-        self.topics[topic].append(Envelope.wrap(event, occurred_at=self.clock.now()))
+    def state(self) -> object:
+        return self.shipment()
 
     # --- the order and payment services ------------------------------------------------------
 
@@ -118,29 +113,6 @@ class ShipmentMachine(ServiceMachine):
         """After a dispatch (receipt or dispute) or a missed deadline (refund)."""
         self.settled = True
         self.emit("order", OrderClosed(**COMMON, reason=ClosureReason.SETTLED, currency="USD"))
-
-    # --- delivery ------------------------------------------------------------------------------
-
-    def deliver(self, envelope: Envelope) -> None:
-        event = envelope.event()
-        self.run(subscriptions(self.service)[type(event)](envelope, event))
-
-    @precondition(lambda self: any(self.topics.values()))
-    @rule(data=st.data())
-    def deliver_next(self, data: st.DataObject) -> None:
-        topic = data.draw(st.sampled_from(sorted(t for t, q in self.topics.items() if q)))
-        envelope = self.topics[topic].popleft()
-        self.deliver(envelope)
-        self.delivered.append(envelope)
-
-    @precondition(lambda self: self.delivered)
-    @rule(data=st.data())
-    def deliver_again(self, data: st.DataObject) -> None:
-        envelope = data.draw(st.sampled_from(self.delivered))
-        before, sent = self.shipment(), len(self.published)
-        self.deliver(envelope)
-        assert self.shipment() == before and len(self.published) == sent, \
-            f"{envelope.event_type} delivered twice changed the shipment"
 
     # --- the supplier -----------------------------------------------------------------------------
 

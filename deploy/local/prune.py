@@ -53,8 +53,7 @@ async def prune(kafka: str, data_dir: Path, mongodb_url: str, older_than_s: floa
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_url)
     try:
         databases = [d for d in await client.list_database_names()
-                     if d.startswith("escrow_t") and d.removeprefix("escrow_") not in active
-                     and d.removeprefix("escrow_") in idle]
+                     if d.startswith("escrow_") and d.removeprefix("escrow_") in idle]
         for name in databases:
             await client.drop_database(name)
     finally:
